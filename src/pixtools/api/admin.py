@@ -1,0 +1,67 @@
+"""Admin routes: dead-letter inspection, replay and purge (admin API key required)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.exceptions import HTTPException
+from litestar.params import Parameter
+
+from pixtools.api.auth import Principal
+from pixtools.maintenance.deadletters import DeadLetters
+from pixtools.services import Services
+
+QueueParam = Annotated[Literal["standard", "ml"], Parameter(query="queue")]
+
+
+class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
+    queue: Literal["standard", "ml"]
+    message_ids: list[str] | None = None
+    all: bool = False
+
+
+def _dead_letters(services: Services) -> DeadLetters:
+    if not services.settings.rabbitmq_url:
+        raise HTTPException(
+            status_code=409, detail="dead letters live in RabbitMQ; embedded mode has none"
+        )
+    return DeadLetters(services.settings.rabbitmq_url)
+
+
+class AdminController(Controller):
+    path = "/api/v1/admin"
+    tags = ["admin"]  # noqa: RUF012
+
+    @get("/dead-letters", summary="Dead-lettered messages")
+    async def list_dead_letters(
+        self,
+        services: Services,
+        admin: Principal,
+        queue: QueueParam,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        dlq = _dead_letters(services)
+        items = await asyncio.to_thread(dlq.list, queue, limit=limit)
+        return {"queue": queue, "items": items}
+
+    @post("/dead-letters/replay", status_code=200, summary="Replay dead-lettered messages")
+    async def replay(self, services: Services, admin: Principal, data: ReplayRequest) -> dict[str, Any]:
+        if not data.all and not data.message_ids:
+            raise HTTPException(
+                status_code=400,
+                detail="message_ids: give message ids, or all: true",
+                extra={"field": "message_ids"},
+            )
+        dlq = _dead_letters(services)
+        ids = None if data.all else data.message_ids
+        replayed = await asyncio.to_thread(dlq.replay, data.queue, ids)
+        return {"queue": data.queue, "replayed": replayed}
+
+    @delete("/dead-letters", status_code=200, summary="Purge a dead-letter queue")
+    async def purge(self, services: Services, admin: Principal, queue: QueueParam) -> dict[str, Any]:
+        dlq = _dead_letters(services)
+        purged = await asyncio.to_thread(dlq.purge, queue)
+        return {"queue": queue, "purged": purged}

@@ -1,0 +1,187 @@
+"""The app factory: one ``create_app(settings)`` for ``pixtools api`` and ``pixtools dev``.
+
+It wires the adapters, the outbox relay, (in embedded mode) the in-process workers, the
+routes, auth, rate limiting, CORS, security headers, error mapping, metrics and docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from pixtools import __version__
+from pixtools.api.admin import AdminController
+from pixtools.api.auth import provide_admin, provide_principal
+from pixtools.api.catalogue import operations
+from pixtools.api.health import health, livez, metrics, readyz
+from pixtools.api.jobs import JobController, webhook_attempts
+from pixtools.api.middleware import RateLimitMiddleware, RequestMetricsMiddleware, SecurityHeadersMiddleware
+from pixtools.observability.metrics import ApiMetrics
+from pixtools.services import Services, build_services
+from pixtools.settings import Settings
+from pixtools.worker.broker import build_broker
+from pixtools.worker.relay import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """No stack traces in bodies: log it, answer a plain 500."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Response(
+        {"status_code": 500, "detail": "Internal Server Error", "extra": None},
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail, "extra": exc.extra}
+    if exc.status_code >= 500 and exc.status_code not in (503,):
+        log.error("server error on %s %s: %s", request.method, request.url.path, exc.detail)
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+@get("/openapi.json", include_in_schema=False, media_type=MediaType.JSON)
+async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
+    schema = request.app.openapi_schema.to_schema()
+    return Response(SwaggerRenderPlugin.render_json(request, schema), media_type=MediaType.JSON)
+
+
+@get("/docs", include_in_schema=False)
+async def docs() -> Redirect:
+    return Redirect("/schema/swagger", status_code=307)
+
+
+@get("/redoc", include_in_schema=False)
+async def redoc() -> Redirect:
+    return Redirect("/schema/redoc", status_code=307)
+
+
+class EmbeddedWorkers:
+    """Dramatiq workers on the in-process stub broker, for ``pixtools dev``."""
+
+    def __init__(self, broker: dramatiq.Broker, threads: int) -> None:
+        self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop(timeout=10_000)
+
+
+def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Litestar:
+    """Build the ASGI app. In embedded mode (no broker URL) workers run in this process."""
+    if run_migrations is None:
+        run_migrations = settings.embedded
+    metrics_ = ApiMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if run_migrations:
+            from pixtools.store.migrate import upgrade
+
+            await asyncio.to_thread(upgrade, settings.effective_database_url)
+        wakeups: list[Any] = []
+        services = build_services(settings, local_wakeups=wakeups)
+        app.state.services = services
+        broker = build_broker(settings.rabbitmq_url)
+        app.state.broker = broker
+        workers = None
+        if settings.embedded:
+            from pixtools.worker.actors import declare_actors, runtime
+
+            declare_actors(broker, settings, cache=services.cache, local_wakeups=wakeups)
+            workers = EmbeddedWorkers(broker, settings.worker_threads)
+            workers.start()
+        relay = OutboxRelay(services.db, broker, poll_seconds=settings.outbox_poll_seconds)
+        app.state.relay = relay
+        await relay.start()
+        try:
+            from pixtools.imaging import build_info
+
+            info = build_info()
+            metrics_.pillow_build.labels(str(info["version"]), str(info["simd"]).lower()).set(1)
+        except Exception:  # informational only
+            log.warning("could not read the Pillow build", exc_info=True)
+        log.info("pixtools api ready (embedded=%s)", settings.embedded)
+        try:
+            yield
+        finally:
+            await relay.stop()
+            if workers is not None:
+                await asyncio.to_thread(workers.stop)
+                from pixtools.worker.actors import runtime
+
+                await _close_worker_runtime(runtime())
+            broker.close()
+            await services.close()
+
+    cors = CORSConfig(allow_origins=[settings.cors_origin]) if settings.cors_origin else None
+    return Litestar(
+        route_handlers=[
+            JobController,
+            AdminController,
+            webhook_attempts,
+            operations,
+            livez,
+            readyz,
+            health,
+            metrics,
+            openapi_json,
+            docs,
+            redoc,
+            create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True, include_in_schema=False),
+        ],
+        dependencies={
+            "services": Provide(_provide_services, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+            "admin": Provide(provide_admin),
+        },
+        lifespan=[lifespan],
+        state=State({"settings": settings, "metrics": metrics_, "started": time.time()}),
+        cors_config=cors,
+        middleware=[SecurityHeadersMiddleware(), RequestMetricsMiddleware(), RateLimitMiddleware()],
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        request_max_body_size=settings.max_upload_bytes + 256 * 1024,
+        openapi_config=OpenAPIConfig(
+            title="PixTools",
+            version=__version__,
+            description="Asynchronous image processing: submit an image and a job spec, "
+            "poll or receive a signed webhook, download outputs or a ZIP.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],
+        ),
+        debug=False,
+    )
+
+
+async def _close_worker_runtime(rt: Any) -> None:
+    # The embedded workers' services live on the Dramatiq event-loop thread, which has
+    # stopped with the workers; dispose what can be disposed from here.
+    with contextlib.suppress(Exception):
+        await rt.close()
+
+
+def _provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services

@@ -1,0 +1,73 @@
+"""Who is calling: an API key (``Authorization: Bearer`` or ``X-API-Key``) or nobody.
+
+With ``PIXTOOLS_AUTH=off`` every caller is the one owner ``anonymous``; admin routes
+still need an admin key. A key sees only its own jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+from pixtools.services import Services
+from pixtools.store.keys import ApiKeyRepository
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    owner: str
+    admin: bool = False
+    authenticated: bool = False
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key in ``Authorization: Bearer ...`` or ``X-API-Key`` (lower-case names)."""
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return headers.get("x-api-key") or None
+
+
+async def resolve_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+    """The caller, cached on the request (the rate limiter resolves it first)."""
+    cached = request.scope.get("state", {}).get("principal")
+    if isinstance(cached, Principal):
+        return cached
+    secret = presented_key(request.headers)
+    principal: Principal
+    if secret:
+        key = await ApiKeyRepository(services.db).verify(secret)
+        if key is None:
+            raise NotAuthorizedException(
+                detail="invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+        principal = Principal(owner=key.id, admin=key.admin, authenticated=True)
+    elif services.settings.auth == "required":
+        raise NotAuthorizedException(
+            detail="an API key is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    else:
+        principal = Principal(owner=ANONYMOUS)
+    request.state.principal = principal
+    return principal
+
+
+async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+    return await resolve_principal(request, services)
+
+
+async def provide_admin(request: Request[Any, Any, Any], services: Services) -> Principal:
+    principal = await resolve_principal(request, services)
+    if not principal.authenticated:
+        raise NotAuthorizedException(
+            detail="an admin API key is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if not principal.admin:
+        raise PermissionDeniedException(detail="this API key is not an admin key")
+    return principal

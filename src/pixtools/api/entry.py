@@ -1,0 +1,17 @@
+"""Factory for ``uvicorn --factory`` when the API runs several worker processes."""
+
+from __future__ import annotations
+
+import os
+
+from litestar import Litestar
+
+from pixtools.api.app import create_app
+from pixtools.observability.logs import configure_logging
+from pixtools.settings import Settings
+
+
+def app_from_env() -> Litestar:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings, run_migrations=os.environ.get("PIXTOOLS__MIGRATE") == "1")

@@ -1,0 +1,304 @@
+"""Job routes: submit, read, list, download outputs and archives, retry."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import Body, Parameter
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_409_CONFLICT
+
+from pixtools.api.auth import Principal
+from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
+from pixtools.imaging import ImageError, UnsupportedFormat, extract_metadata, probe, sniff_format
+from pixtools.services import Services
+from pixtools.spec.job import SpecError, parse_spec, spec_to_builtins
+from pixtools.spec.status import TERMINAL_JOB
+from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, NewJob, NewOutput
+from pixtools.store.objects import ObjectNotFound, source_key
+from pixtools.store.webhooks import WebhookRepository
+from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
+
+SNIFF_BYTES = 64
+
+
+@dataclass
+class JobSubmission:
+    """multipart/form-data: the image and the job spec as JSON text."""
+
+    file: UploadFile | None = None
+    spec: str | None = None
+
+
+def field_error(field: str, message: str, status: int = 400) -> HTTPException:
+    return HTTPException(status_code=status, detail=f"{field}: {message}", extra={"field": field})
+
+
+class Conflict(HTTPException):
+    status_code = HTTP_409_CONFLICT
+
+
+class JobController(Controller):
+    path = "/api/v1/jobs"
+    tags = ["jobs"]  # noqa: RUF012
+
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Submit a job",
+        description="Upload one image (`file`) and a job spec (`spec`, JSON text). "
+        "Optional header `Idempotency-Key`: the same key and request again returns 200 "
+        "with the same job; the same key with a different request is 409.",
+    )
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        principal: Principal,
+        data: Annotated[JobSubmission, Body(media_type=RequestEncodingType.MULTI_PART)],
+        idempotency_key: Annotated[
+            str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)
+        ] = None,
+    ) -> Response[JobOut]:
+        settings = services.settings
+        if data.spec is None or isinstance(data.spec, UploadFile):
+            raise field_error("spec", "a form field with the job spec as JSON text is required")
+        if not isinstance(data.file, UploadFile):
+            raise field_error("file", "a file field with the image is required")
+        try:
+            spec = parse_spec(data.spec)
+        except SpecError as exc:
+            raise field_error(exc.field, exc.message) from None
+        if spec.webhook_url is not None and not settings.webhook_allow_private:
+            try:
+                await check_webhook_destination(spec.webhook_url)
+            except UnsafeWebhookUrl as exc:
+                raise field_error("webhook_url", str(exc)) from None
+
+        head = await data.file.read(SNIFF_BYTES)
+        if sniff_format(head) is None:
+            raise HTTPException(
+                status_code=415,
+                detail="file: not a supported image (JPEG, PNG, WebP, AVIF, GIF, TIFF, BMP)",
+                extra={"field": "file"},
+            )
+        body = head + await data.file.read(settings.max_upload_bytes + 1 - len(head))
+        if len(body) > settings.max_upload_bytes:
+            raise HTTPException(
+                status_code=413,
+                detail=f"file: larger than {settings.max_upload_bytes} bytes",
+                extra={"field": "file"},
+            )
+        try:
+            info = await asyncio.to_thread(probe, body, max_pixels=settings.max_pixels)
+        except UnsupportedFormat as exc:
+            raise HTTPException(status_code=415, detail=f"file: {exc}", extra={"field": "file"}) from None
+        except ImageError as exc:
+            raise HTTPException(
+                status_code=exc.http_status, detail=f"file: {exc}", extra={"field": "file"}
+            ) from None
+
+        spec_data = spec_to_builtins(spec)
+        filename = (data.file.filename or "upload")[-255:]
+        claim = None
+        if idempotency_key is not None:
+            digest = hashlib.sha256(json.dumps(spec_data, sort_keys=True).encode())
+            digest.update(hashlib.sha256(body).digest())
+            digest.update(filename.encode())
+            claim = IdempotencyClaim(principal.owner, idempotency_key, digest.hexdigest())
+            found = await services.jobs.find_idempotent(principal.owner, idempotency_key)
+            if found is not None:
+                return await self._replay(services, principal, found[1], found[0] == claim.request_hash)
+
+        metadata = None
+        if spec.metadata:
+            metadata = await asyncio.to_thread(extract_metadata, body)
+
+        job_id = uuid.uuid4()
+        key = source_key(str(job_id), info.format)
+        await services.objects.put(key, body, info.content_type)
+        new_job = NewJob(
+            id=job_id,
+            owner=principal.owner,
+            spec=spec_data,
+            source={
+                "filename": filename,
+                "format": info.format,
+                "content_type": info.content_type,
+                "bytes": len(body),
+                "width": info.width,
+                "height": info.height,
+                "key": key,
+            },
+            webhook_url=spec.webhook_url,
+            archive=bool(spec.archive),
+            outputs=[
+                NewOutput(o.name, i, o.queue, spec_data["outputs"][i]["steps"])  # type: ignore[index]
+                for i, o in enumerate(spec.outputs)
+            ],
+        )
+        try:
+            await services.jobs.create(new_job, claim, metadata=metadata)
+        except IdempotencyConflict as exc:
+            await services.objects.delete(key)
+            return await self._replay(services, principal, exc.job_id, exc.same_request)
+        except BaseException:
+            # Nothing half created: the source goes if the job row did not land.
+            await asyncio.shield(services.objects.delete(key))
+            raise
+        record = await services.jobs.get(job_id)
+        assert record is not None
+        request.app.state.metrics.jobs_submitted.inc()
+        return Response(
+            job_out(record),
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/jobs/{job_id}"},
+        )
+
+    @staticmethod
+    async def _replay(
+        services: Services, principal: Principal, job_id: uuid.UUID, same: bool
+    ) -> Response[JobOut]:
+        if not same:
+            raise Conflict(
+                detail="Idempotency-Key: already used for a different request",
+                extra={"field": "Idempotency-Key", "job_id": str(job_id)},
+            )
+        record = await services.jobs.get(job_id, principal.owner)
+        if record is None:  # removed by cleanup since
+            raise Conflict(detail="Idempotency-Key: the job it named no longer exists")
+        return Response(
+            job_out(record), status_code=200, headers={"Location": f"/api/v1/jobs/{job_id}"}
+        )
+
+    @get("/", summary="List your jobs, newest first")
+    async def list_jobs(
+        self,
+        services: Services,
+        principal: Principal,
+        status: Annotated[
+            str | None,
+            Parameter(
+                query="status",
+                required=False,
+                pattern="^(queued|running|succeeded|partial|failed|canceled)$",
+            ),
+        ] = None,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)] = None,
+    ) -> JobPage:
+        before = None
+        if cursor:
+            try:
+                before = decode_cursor(cursor)
+            except (ValueError, UnicodeDecodeError):
+                raise field_error("cursor", "not a cursor returned by this API") from None
+        records = await services.jobs.list(
+            principal.owner, status=status, limit=limit + 1, before=before
+        )
+        page, more = records[:limit], len(records) > limit
+        next_cursor = encode_cursor(page[-1].job.created_at, page[-1].job.id) if more else None
+        return JobPage(items=[job_out(r) for r in page], next_cursor=next_cursor)
+
+    @get("/{job_id:uuid}", summary="Get a job")
+    async def get_job(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobOut:
+        record = await services.jobs.get(job_id, principal.owner)
+        if record is None:
+            raise NotFoundException(detail="job not found")
+        return job_out(record)
+
+    @get("/{job_id:uuid}/outputs/{name:str}", summary="Download an output")
+    async def download_output(
+        self, services: Services, principal: Principal, job_id: uuid.UUID, name: str
+    ) -> Response[bytes] | Redirect:
+        record = await services.jobs.get(job_id, principal.owner)
+        if record is None:
+            raise NotFoundException(detail="job not found")
+        out = next((o for o in record.outputs if o.name == name), None)
+        if out is None:
+            raise NotFoundException(detail=f"no output named {name!r}")
+        if out.status != "succeeded":
+            raise Conflict(detail=f"output {name!r} is {out.status}", extra={"status": out.status})
+        if out.object_key is None:
+            raise Conflict(detail=f"output {name!r} is an analysis: see its result", extra={"status": out.status})
+        return await _object_response(
+            services, out.object_key, f"{name}.{out.object_key.rsplit('.', 1)[-1]}", out.content_type or "application/octet-stream"
+        )
+
+    @get("/{job_id:uuid}/archive", summary="Download the ZIP of all succeeded outputs")
+    async def download_archive(
+        self, services: Services, principal: Principal, job_id: uuid.UUID
+    ) -> Response[bytes] | Redirect:
+        record = await services.jobs.get(job_id, principal.owner)
+        if record is None:
+            raise NotFoundException(detail="job not found")
+        job = record.job
+        if job.archive_status is None:
+            raise NotFoundException(detail="this job has no archive (spec.archive is false)")
+        if job.archive_status != "succeeded" or job.archive_key is None:
+            raise Conflict(detail=f"archive is {job.archive_status}", extra={"status": job.archive_status})
+        return await _object_response(services, job.archive_key, f"{job_id}.zip", "application/zip")
+
+    @post("/{job_id:uuid}/retry", status_code=HTTP_202_ACCEPTED, summary="Re-run the failed outputs")
+    async def retry(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobOut:
+        record = await services.jobs.get(job_id, principal.owner)
+        if record is None:
+            raise NotFoundException(detail="job not found")
+        if record.job.status not in TERMINAL_JOB:
+            raise Conflict(detail=f"job is {record.job.status}; only a finished job can be retried")
+        names = await services.jobs.retry_failed_outputs(job_id, principal.owner)
+        if not names:
+            raise Conflict(detail="job has no failed outputs")
+        fresh = await services.jobs.get(job_id)
+        assert fresh is not None
+        return job_out(fresh)
+
+
+async def _object_response(
+    services: Services, key: str, filename: str, content_type: str
+) -> Response[bytes] | Redirect:
+    url = await services.objects.presigned_url(key, filename, content_type)
+    if url is not None:
+        return Redirect(url, status_code=307)
+    try:
+        data = await services.objects.get(key)
+    except ObjectNotFound:
+        raise NotFoundException(detail="the stored object has expired") from None
+    return Response(
+        data,
+        media_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+class WebhookAttemptOut(msgspec.Struct):
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    delivery_id: str
+
+
+@get("/api/v1/jobs/{job_id:uuid}/webhook-attempts", tags=["jobs"], summary="Webhook delivery attempts")
+async def webhook_attempts(
+    services: Services, principal: Principal, job_id: uuid.UUID
+) -> list[WebhookAttemptOut]:
+    record = await services.jobs.get(job_id, principal.owner)
+    if record is None:
+        raise NotFoundException(detail="job not found")
+    attempts = await WebhookRepository(services.db).attempts(job_id)
+    return [WebhookAttemptOut(**dataclasses.asdict(a)) for a in attempts]

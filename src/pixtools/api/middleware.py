@@ -1,0 +1,129 @@
+"""ASGI middleware: security headers, request metrics and the shared rate limiter."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import msgspec
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from pixtools.api.auth import presented_key
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+# The docs pages load Swagger UI / ReDoc from their CDN; everything else is same-origin only.
+STRICT_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+class SecurityHeadersMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        path: str = scope["path"]
+        docs = path.startswith("/schema")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+                if not docs:
+                    headers["content-security-policy"] = STRICT_CSP
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)
+
+
+class RequestMetricsMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, capture)
+        finally:
+            metrics = scope["litestar_app"].state.metrics
+            route = scope.get("path_template") or (scope["path"] if status != 404 else "unmatched")
+            method = scope["method"]
+            metrics.requests.labels(method, route, str(status)).inc()
+            metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+def client_identity(scope: Scope) -> str:
+    """Rate-limit identity: the presented API key (hashed), else the client address.
+
+    Behind the ALB the client address is the last X-Forwarded-For entry (the one the
+    load balancer appended); entries before it are client-supplied and not trusted.
+    """
+    headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+    key = presented_key(headers)
+    if key:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    forwarded = headers.get("x-forwarded-for")
+    if forwarded:
+        return "ip:" + forwarded.split(",")[-1].strip()
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
+
+
+class RateLimitMiddleware(ASGIMiddleware):
+    """Fixed one-minute windows per identity, counted in the shared cache (Redis)."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        app = scope["litestar_app"]
+        limit: int = app.state.settings.rate_limit_per_minute
+        if limit <= 0 or not scope["path"].startswith("/api/"):
+            await next_app(scope, receive, send)
+            return
+        services: Any = getattr(app.state, "services", None)
+        try:
+            hits, reset = await services.cache.incr_window("rl:" + client_identity(scope), 60)
+        except Exception:  # the cache is best-effort: fail open, loudly
+            log.warning("rate limiter cache unavailable; request allowed", exc_info=True)
+            await next_app(scope, receive, send)
+            return
+        if hits > limit:
+            retry_after = str(max(1, int(reset) + 1))
+            body = msgspec.json.encode(
+                {"status_code": 429, "detail": "rate limit exceeded", "extra": {"retry_after": int(retry_after)}}
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", retry_after.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await next_app(scope, receive, send)

@@ -1,0 +1,1 @@
+"""Operations: reconciliation, cleanup and dead letters."""

@@ -1,0 +1,38 @@
+"""One cleanup pass (``pixtools cleanup``): expire jobs, their objects and old outbox rows.
+
+On S3 the bucket's lifecycle rules expire ``raw/``, ``processed/`` and ``archives/`` after a
+day; this pass removes the rows (and, on the local store, the files) of jobs older than
+``PIXTOOLS_RETENTION_HOURS``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pixtools.services import build_services
+from pixtools.settings import Settings
+from pixtools.store.jobs import utcnow
+from pixtools.store.outbox import OutboxRepository
+
+
+async def cleanup_once(settings: Settings) -> dict[str, Any]:
+    services = build_services(settings, pool_size=2)
+    removed_jobs = removed_objects = 0
+    try:
+        cutoff = utcnow() - timedelta(hours=settings.retention_hours)
+        while True:
+            batch = await services.jobs.delete_older_than(cutoff)
+            if not batch:
+                break
+            removed_jobs += len(batch)
+            for record in batch:
+                keys = [record.job.source.get("key"), record.job.archive_key]
+                keys += [o.object_key for o in record.outputs]
+                for key in filter(None, keys):
+                    await services.objects.delete(key)
+                    removed_objects += 1
+        sent = await OutboxRepository(services.db).delete_sent_before(settings.retention_hours)
+        return {"jobs_removed": removed_jobs, "objects_removed": removed_objects, "outbox_rows_removed": sent}
+    finally:
+        await services.close()

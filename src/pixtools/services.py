@@ -1,0 +1,56 @@
+"""The adapters one process (or one event loop) works with, chosen from the settings."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pixtools.settings import Settings
+from pixtools.store.cache import Cache, MemoryCache, RedisCache
+from pixtools.store.database import Database
+from pixtools.store.jobs import JobRepository
+from pixtools.store.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    jobs: JobRepository
+    objects: ObjectStore
+    cache: Cache
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.objects.close()
+        with contextlib.suppress(Exception):
+            await self.cache.close()
+        await self.db.dispose()
+
+
+def build_object_store(settings: Settings) -> ObjectStore:
+    if settings.s3_bucket:
+        return S3ObjectStore(
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region,
+            presign_seconds=settings.presign_seconds,
+        )
+    return LocalObjectStore(settings.effective_storage_dir)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    cache: Cache | None = None,
+    pool_size: int = 10,
+    local_wakeups: list[Callable[[], None]] | None = None,
+) -> Services:
+    """Create the adapters; call on the event loop that will use them."""
+    db = Database(
+        settings.effective_database_url, pool_size=pool_size, local_wakeups=local_wakeups
+    )
+    if cache is None:
+        cache = RedisCache(settings.redis_url) if settings.redis_url else MemoryCache()
+    return Services(settings, db, JobRepository(db), build_object_store(settings), cache)

@@ -1,0 +1,16 @@
+"""The job spec and the op registry: pure, no I/O."""
+
+from pixtools.spec.job import JobSpec, OutputSpec, SpecError, parse_spec, spec_to_builtins
+from pixtools.spec.ops import OPS, OpDef, Step, op_of
+
+__all__ = [
+    "OPS",
+    "JobSpec",
+    "OpDef",
+    "OutputSpec",
+    "SpecError",
+    "Step",
+    "op_of",
+    "parse_spec",
+    "spec_to_builtins",
+]

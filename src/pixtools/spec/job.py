@@ -1,0 +1,132 @@
+"""The job spec: outputs, each a pipeline of steps, plus job-level options.
+
+``parse_spec`` is the one entry point: JSON text in, a validated ``JobSpec`` with defaults
+filled in out, or a ``SpecError`` naming the field path (``outputs[0].steps[1].quality``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import msgspec
+
+from pixtools.spec.ops import AnyStep, Convert, OpDef, Queue, Step, op_of
+
+OutputName = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="output name")
+]
+
+
+class OutputSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One named output: an ordered pipeline of steps applied to the source."""
+
+    name: OutputName
+    steps: Annotated[list[AnyStep], msgspec.Meta(min_length=1, max_length=16)]
+
+    @property
+    def queue(self) -> Queue:
+        """``ml`` when any step is an ML op (then every step runs there), else ``standard``."""
+        return "ml" if any(op_of(s).queue == "ml" for s in self.steps) else "standard"
+
+    @property
+    def analysis_only(self) -> bool:
+        """True when every step only analyses: the output stores a result and no image."""
+        return all(op_of(s).kind == "analysis" for s in self.steps)
+
+    @property
+    def convert(self) -> Convert | None:
+        last = self.steps[-1]
+        return last if isinstance(last, Convert) else None
+
+    def ops(self) -> list[OpDef]:
+        return [op_of(s) for s in self.steps]
+
+
+class JobSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What a client asks for. ``archive`` is filled in by ``parse_spec`` when omitted."""
+
+    outputs: Annotated[list[OutputSpec], msgspec.Meta(min_length=1, max_length=10)]
+    metadata: bool = False
+    archive: bool | None = None
+    webhook_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+
+
+class SpecError(ValueError):
+    """A spec that cannot be accepted; ``field`` is the path of the offending value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+_AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+_FIELD_PREFIX = re.compile(r"^(?P<name>[a-z_]+): (?P<msg>.*)$", re.DOTALL)
+
+
+def _from_validation(exc: msgspec.ValidationError | msgspec.DecodeError) -> SpecError:
+    text = str(exc)
+    m = _AT.match(text)
+    if not m:
+        return SpecError("spec", text)
+    path, msg = m["path"].lstrip("."), m["msg"]
+    # Name the exact field where msgspec points at its parent object.
+    if (u := _UNKNOWN.search(msg)) is not None:
+        path = f"{path}.{u['name']}" if path else u["name"]
+    elif (p := _FIELD_PREFIX.match(msg)) is not None:
+        path, msg = (f"{path}.{p['name']}" if path else p["name"]), p["msg"]
+    return SpecError(path or "spec", msg)
+
+
+def _check_webhook_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SpecError("webhook_url", "must be an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise SpecError("webhook_url", "must not carry credentials")
+
+
+def _check(spec: JobSpec) -> JobSpec:
+    seen: set[str] = set()
+    for i, out in enumerate(spec.outputs):
+        if out.name in seen:
+            raise SpecError(f"outputs[{i}].name", f"duplicate output name {out.name!r}")
+        seen.add(out.name)
+        for j, step in enumerate(out.steps[:-1]):
+            if isinstance(step, Convert):
+                raise SpecError(f"outputs[{i}].steps[{j}].op", "convert must be the last step")
+    if spec.webhook_url is not None:
+        _check_webhook_url(spec.webhook_url)
+    if spec.archive is None:
+        spec = msgspec.structs.replace(spec, archive=len(spec.outputs) > 1)
+    return spec
+
+
+def parse_spec(raw: str | bytes) -> JobSpec:
+    """Decode and validate a job spec from JSON; raise ``SpecError`` naming the field."""
+    try:
+        spec = msgspec.json.decode(raw, type=JobSpec)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+            raise SpecError("spec", f"malformed JSON: {exc}") from None
+        raise _from_validation(exc) from None
+    return _check(spec)
+
+
+def spec_to_builtins(spec: JobSpec) -> dict[str, object]:
+    """The spec as plain JSON-able data, defaults filled in (as stored and returned)."""
+    data = msgspec.to_builtins(spec)
+    assert isinstance(data, dict)
+    return data
+
+
+def spec_from_builtins(data: object) -> JobSpec:
+    """Rebuild a stored spec (already validated when it was accepted)."""
+    return msgspec.convert(data, type=JobSpec)
+
+
+def steps_from_builtins(data: object) -> list[Step]:
+    return list(msgspec.convert(data, type=list[AnyStep]))

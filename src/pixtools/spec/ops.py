@@ -1,0 +1,242 @@
+"""The op registry: every step a job may use, its params Struct, queue and implementation.
+
+This is the single source of truth for ops. Validation (``pixtools.spec.job``), the
+``GET /api/v1/operations`` catalogue, the web UI and the workers all read ``OPS``.
+Implementations are named by import path and resolved lazily, so importing the spec
+never imports Pillow's heavy paths or onnxruntime (the API process must not load ML).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Dimension = Annotated[int, msgspec.Meta(ge=1, le=16384, description="pixels, 1..16384")]
+Offset = Annotated[int, msgspec.Meta(ge=0, le=16384, description="pixels from the edge")]
+Factor = Annotated[float, msgspec.Meta(ge=0, le=4, description="0..4, 1 = unchanged")]
+Score = Annotated[float, msgspec.Meta(ge=0, le=1, description="minimum detection score, 0..1")]
+Quality = Annotated[int, msgspec.Meta(ge=1, le=100, description="encoder quality, 1..100")]
+
+_HEX_COLOUR = re.compile(r"^#?(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+
+OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif", "tiff"]
+LOSSY_FORMATS: frozenset[str] = frozenset({"jpeg", "webp", "avif"})
+
+
+class Step(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, frozen=True):
+    """Base of every step; the ``op`` tag selects the concrete Struct."""
+
+
+# --- standard ops ---------------------------------------------------------------------
+
+
+class Resize(Step, tag="resize", frozen=True):
+    """Scale into a box: contain/inside keep aspect, cover crops by gravity, fill stretches."""
+
+    width: Dimension | None = None
+    height: Dimension | None = None
+    fit: Literal["contain", "cover", "fill", "inside"] = "contain"
+    gravity: Literal["center", "north", "south", "east", "west", "smart"] = "center"
+    upscale: bool = False
+
+    def __post_init__(self) -> None:
+        if self.width is None and self.height is None:
+            raise ValueError("width: at least one of width and height is required")
+
+
+class Crop(Step, tag="crop", frozen=True):
+    """Cut the box (left, top, width, height); it must lie inside the image."""
+
+    left: Offset
+    top: Offset
+    width: Dimension
+    height: Dimension
+
+
+class Rotate(Step, tag="rotate", frozen=True):
+    """Rotate counter-clockwise by ``degrees``, canvas expanded; multiples of 90 are lossless."""
+
+    degrees: float
+    background: str | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.degrees):
+            raise ValueError("degrees: must be a finite number")
+        if self.background is not None and not _HEX_COLOUR.match(self.background):
+            raise ValueError("background: must be a hex colour such as #ffffff or #00000000")
+
+
+class Flip(Step, tag="flip", frozen=True):
+    """Mirror horizontally or vertically."""
+
+    direction: Literal["horizontal", "vertical"]
+
+
+class Grayscale(Step, tag="grayscale", frozen=True):
+    """Keep luminance only."""
+
+
+class Blur(Step, tag="blur", frozen=True):
+    """Gaussian blur with standard deviation ``sigma``."""
+
+    sigma: Annotated[float, msgspec.Meta(ge=0.1, le=100, description="0.1..100")]
+
+
+class Sharpen(Step, tag="sharpen", frozen=True):
+    """Unsharp mask."""
+
+    amount: Annotated[float, msgspec.Meta(ge=0, le=10, description="0..10")] = 1.0
+    radius: Annotated[float, msgspec.Meta(ge=0.1, le=10, description="0.1..10")] = 1.0
+
+
+class Adjust(Step, tag="adjust", frozen=True):
+    """Brightness, contrast and saturation factors."""
+
+    brightness: Factor = 1.0
+    contrast: Factor = 1.0
+    saturation: Factor = 1.0
+
+
+class Watermark(Step, tag="watermark", frozen=True):
+    """Overlay text in a corner or the centre, sized as a fraction of the image width."""
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    position: Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"] = (
+        "bottom-right"
+    )
+    opacity: Annotated[float, msgspec.Meta(ge=0, le=1, description="0..1")] = 0.5
+    size: Annotated[float, msgspec.Meta(gt=0, le=1, description="fraction of width")] = 0.05
+
+
+class Convert(Step, tag="convert", frozen=True):
+    """Encode to ``format``; must be the last step of an output."""
+
+    format: OutputFormat
+    quality: Quality | None = None
+    lossless: bool = False
+    progressive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.quality is not None and self.format not in LOSSY_FORMATS:
+            raise ValueError(f"quality: applies to jpeg, webp and avif only, not {self.format}")
+        if self.lossless and self.format not in ("webp", "avif"):
+            raise ValueError(f"lossless: applies to webp and avif only, not {self.format}")
+        if self.progressive and self.format != "jpeg":
+            raise ValueError(f"progressive: applies to jpeg only, not {self.format}")
+
+
+class KeepMetadata(Step, tag="keep_metadata", frozen=True):
+    """Copy the source's EXIF (orientation reset to 1) into the output."""
+
+
+# --- ML ops (queue ml) ------------------------------------------------------------------
+
+
+class BlurFaces(Step, tag="blur_faces", frozen=True):
+    """Blur every detected face."""
+
+    min_score: Score = 0.5
+    strength: Annotated[int, msgspec.Meta(ge=1, le=100, description="1..100")] = 50
+    shape: Literal["box", "ellipse"] = "ellipse"
+
+
+class DetectFaces(Step, tag="detect_faces", frozen=True):
+    """Analysis: faces with box, score and landmarks in source pixels."""
+
+    min_score: Score = 0.5
+
+
+class Ocr(Step, tag="ocr", frozen=True):
+    """Analysis: recognised text and its lines."""
+
+    min_score: Score = 0.5
+
+
+class Moderate(Step, tag="moderate", frozen=True):
+    """Analysis: NSFW/SFW probabilities."""
+
+
+Queue = Literal["standard", "ml"]
+OpKind = Literal["image", "analysis", "encode", "metadata"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpDef:
+    """One registry entry: the op's name, params Struct, queue, kind and implementation."""
+
+    name: str
+    params: type[Step]
+    queue: Queue
+    kind: OpKind
+    impl: str  # "module:function", resolved lazily
+
+    @property
+    def summary(self) -> str:
+        return (self.params.__doc__ or "").strip()
+
+    def resolve(self) -> Callable[..., Any]:
+        """Import and return the implementation (ML ops import onnxruntime here, not before)."""
+        module, _, attr = self.impl.partition(":")
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def _op(params: type[Step], queue: Queue, kind: OpKind, impl: str) -> OpDef:
+    tag = params.__struct_config__.tag
+    assert isinstance(tag, str)
+    return OpDef(tag, params, queue, kind, impl)
+
+
+_IMG = "pixtools.imaging.ops"
+_ML = "pixtools.ml.ops"
+
+OPS: dict[str, OpDef] = {
+    d.name: d
+    for d in (
+        _op(Resize, "standard", "image", f"{_IMG}:resize"),
+        _op(Crop, "standard", "image", f"{_IMG}:crop"),
+        _op(Rotate, "standard", "image", f"{_IMG}:rotate"),
+        _op(Flip, "standard", "image", f"{_IMG}:flip"),
+        _op(Grayscale, "standard", "image", f"{_IMG}:grayscale"),
+        _op(Blur, "standard", "image", f"{_IMG}:blur"),
+        _op(Sharpen, "standard", "image", f"{_IMG}:sharpen"),
+        _op(Adjust, "standard", "image", f"{_IMG}:adjust"),
+        _op(Watermark, "standard", "image", f"{_IMG}:watermark"),
+        _op(Convert, "standard", "encode", f"{_IMG}:convert"),
+        _op(KeepMetadata, "standard", "metadata", f"{_IMG}:keep_metadata"),
+        _op(BlurFaces, "ml", "image", f"{_ML}:blur_faces"),
+        _op(DetectFaces, "ml", "analysis", f"{_ML}:detect_faces"),
+        _op(Ocr, "ml", "analysis", f"{_ML}:ocr"),
+        _op(Moderate, "ml", "analysis", f"{_ML}:moderate"),
+    )
+}
+
+AnyStep = (
+    Resize
+    | Crop
+    | Rotate
+    | Flip
+    | Grayscale
+    | Blur
+    | Sharpen
+    | Adjust
+    | Watermark
+    | Convert
+    | KeepMetadata
+    | BlurFaces
+    | DetectFaces
+    | Ocr
+    | Moderate
+)
+
+
+def op_of(step: Step) -> OpDef:
+    """The registry entry of a step instance."""
+    tag = type(step).__struct_config__.tag
+    assert isinstance(tag, str)
+    return OPS[tag]

@@ -1,0 +1,1 @@
+"""Adapters to the outside world's state: database, object store, cache."""

@@ -1,0 +1,528 @@
+"""The job repository: every read and write of jobs, outputs, the outbox and idempotency keys.
+
+Route handlers, actors and maintenance tasks reach the database only through here. Each
+public method is one explicit transaction. State changes that must be announced to the
+workers write an outbox row in the same transaction (see ``pixtools.worker.relay``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixtools.spec.status import TERMINAL_JOB, final_status
+from pixtools.store.database import Database
+from pixtools.store.models import IdempotencyKeyRow, JobRow, OutboxRow, OutputRow
+
+PROCESS_ACTOR = {"standard": "process_output", "ml": "process_output_ml"}
+FINALIZE_ACTOR = "finalize_job"
+WEBHOOK_ACTOR = "deliver_webhook"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutput:
+    name: str
+    position: int
+    queue: str
+    steps: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: uuid.UUID
+    owner: str
+    spec: dict[str, Any]
+    source: dict[str, Any]
+    webhook_url: str | None
+    archive: bool
+    outputs: list[NewOutput]
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    owner: str
+    key: str
+    request_hash: str
+
+
+@dataclass(slots=True)
+class JobRecord:
+    job: JobRow
+    outputs: list[OutputRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputDone:
+    """A finished output: an object written (or an analysis result only)."""
+
+    object_key: str | None
+    format: str | None
+    content_type: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    result: dict[str, Any] | None
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before; ``job_id`` and whether the request matches are attached."""
+
+    def __init__(self, job_id: uuid.UUID, same_request: bool) -> None:
+        super().__init__(str(job_id))
+        self.job_id = job_id
+        self.same_request = same_request
+
+
+def _outbox_row(
+    queue: str, actor: str, args: list[Any], job_id: uuid.UUID | None, delay: float = 0.0
+) -> OutboxRow:
+    now = utcnow()
+    return OutboxRow(
+        message_id=uuid.uuid4(),
+        queue=queue,
+        actor=actor,
+        args=args,
+        job_id=job_id,
+        created_at=now,
+        available_at=now + timedelta(seconds=delay),
+        publish_attempts=0,
+    )
+
+
+class JobRepository:
+    """Jobs and their outputs."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- submission ---------------------------------------------------------------------
+
+    async def create(
+        self,
+        job: NewJob,
+        idempotency: IdempotencyClaim | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Insert the job, its outputs, their outbox messages and the idempotency key at once.
+
+        Raises ``IdempotencyConflict`` when the key is already taken (by a concurrent twin).
+        """
+        now = utcnow()
+        try:
+            async with self.db.transaction() as s:
+                s.add(
+                    JobRow(
+                        id=job.id,
+                        owner=job.owner,
+                        status="queued",
+                        spec=job.spec,
+                        source=job.source,
+                        metadata_=metadata,
+                        pending_outputs=len(job.outputs),
+                        archive_status="pending" if job.archive else None,
+                        webhook_url=job.webhook_url,
+                        webhook_status="pending" if job.webhook_url else None,
+                        webhook_attempts=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                await s.flush()
+                for out in job.outputs:
+                    s.add(
+                        OutputRow(
+                            job_id=job.id,
+                            name=out.name,
+                            position=out.position,
+                            status="pending",
+                            queue=out.queue,
+                            steps=out.steps,
+                            attempts=0,
+                        )
+                    )
+                    s.add(
+                        _outbox_row(
+                            out.queue, PROCESS_ACTOR[out.queue], [str(job.id), out.name], job.id
+                        )
+                    )
+                if idempotency is not None:
+                    s.add(
+                        IdempotencyKeyRow(
+                            owner=idempotency.owner,
+                            key=idempotency.key,
+                            request_hash=idempotency.request_hash,
+                            job_id=job.id,
+                            created_at=now,
+                        )
+                    )
+                await self.db.notify_outbox(s)
+        except IntegrityError:
+            if idempotency is None:
+                raise
+            found = await self.find_idempotent(idempotency.owner, idempotency.key)
+            if found is None:
+                raise
+            raise IdempotencyConflict(
+                found[1], same_request=found[0] == idempotency.request_hash
+            ) from None
+        self.db.wake_local()
+
+    async def find_idempotent(self, owner: str, key: str) -> tuple[str, uuid.UUID] | None:
+        """(request hash, job id) recorded for this owner's key, if any."""
+        async with self.db.sessions() as s:
+            row = await s.get(IdempotencyKeyRow, (owner, key))
+            return (row.request_hash, row.job_id) if row else None
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def get(self, job_id: uuid.UUID, owner: str | None = None) -> JobRecord | None:
+        async with self.db.sessions() as s:
+            job = await s.get(JobRow, job_id)
+            if job is None or (owner is not None and job.owner != owner):
+                return None
+            outputs = await self._outputs(s, [job_id])
+            return JobRecord(job, outputs.get(job_id, []))
+
+    async def list(
+        self,
+        owner: str | None,
+        *,
+        status: str | None,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None,
+    ) -> list[JobRecord]:
+        """Newest first; ``before`` is the (created_at, id) of the last job of the previous page."""
+        q = sa.select(JobRow)
+        if owner is not None:
+            q = q.where(JobRow.owner == owner)
+        if status is not None:
+            q = q.where(JobRow.status == status)
+        if before is not None:
+            q = q.where(sa.tuple_(JobRow.created_at, JobRow.id) < sa.tuple_(*before))
+        q = q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+        async with self.db.sessions() as s:
+            jobs = list((await s.scalars(q)).all())
+            outputs = await self._outputs(s, [j.id for j in jobs])
+        return [JobRecord(j, outputs.get(j.id, [])) for j in jobs]
+
+    @staticmethod
+    async def _outputs(
+        s: AsyncSession, job_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[OutputRow]]:
+        if not job_ids:
+            return {}
+        rows = await s.scalars(
+            sa.select(OutputRow)
+            .where(OutputRow.job_id.in_(job_ids))
+            .order_by(OutputRow.job_id, OutputRow.position)
+        )
+        grouped: dict[uuid.UUID, list[OutputRow]] = {}
+        for row in rows:
+            grouped.setdefault(row.job_id, []).append(row)
+        return grouped
+
+    # --- output work (actors) -----------------------------------------------------------
+
+    async def claim_output(
+        self, job_id: uuid.UUID, name: str, *, stale_after: float
+    ) -> OutputRow | None:
+        """Take an output for work; None when it is finished or fresh in another worker's hands.
+
+        A ``running`` output whose heartbeat is older than ``stale_after`` seconds belongs to
+        a worker that died: it may be taken over (the attempt number fences the old worker).
+        """
+        now = utcnow()
+        stale = now - timedelta(seconds=stale_after)
+        async with self.db.transaction() as s:
+            claimed = (
+                await s.execute(
+                    sa.update(OutputRow)
+                    .where(
+                        OutputRow.job_id == job_id,
+                        OutputRow.name == name,
+                        sa.or_(
+                            OutputRow.status == "pending",
+                            sa.and_(OutputRow.status == "running", OutputRow.heartbeat_at < stale),
+                        ),
+                    )
+                    .values(
+                        status="running",
+                        attempts=OutputRow.attempts + 1,
+                        started_at=now,
+                        heartbeat_at=now,
+                    )
+                    .returning(OutputRow)
+                )
+            ).scalar_one_or_none()
+            if claimed is None:
+                return None
+            await s.execute(
+                sa.update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "queued")
+                .values(status="running", updated_at=now)
+            )
+            return claimed
+
+    async def heartbeat(self, job_id: uuid.UUID, name: str, attempt: int) -> bool:
+        """Touch a running output; False when this attempt no longer owns it."""
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.update(OutputRow)
+                .where(
+                    OutputRow.job_id == job_id,
+                    OutputRow.name == name,
+                    OutputRow.status == "running",
+                    OutputRow.attempts == attempt,
+                )
+                .values(heartbeat_at=utcnow())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def succeed_output(
+        self, job_id: uuid.UUID, name: str, attempt: int, done: OutputDone
+    ) -> bool:
+        """Record success; returns False when this attempt was fenced off (nothing written)."""
+        values = {
+            "status": "succeeded",
+            "object_key": done.object_key,
+            "format": done.format,
+            "content_type": done.content_type,
+            "width": done.width,
+            "height": done.height,
+            "bytes": done.bytes,
+            "result": done.result,
+            "error": None,
+        }
+        return await self._finish_output(job_id, name, attempt, values)
+
+    async def fail_output(self, job_id: uuid.UUID, name: str, attempt: int, error: str) -> bool:
+        """Record a permanent failure of this output."""
+        return await self._finish_output(job_id, name, attempt, {"status": "failed", "error": error})
+
+    async def _finish_output(
+        self, job_id: uuid.UUID, name: str, attempt: int, values: dict[str, Any]
+    ) -> bool:
+        now = utcnow()
+        async with self.db.transaction() as s:
+            updated = await s.execute(
+                sa.update(OutputRow)
+                .where(
+                    OutputRow.job_id == job_id,
+                    OutputRow.name == name,
+                    OutputRow.status == "running",
+                    OutputRow.attempts == attempt,
+                )
+                .values(finished_at=now, heartbeat_at=None, **values)
+            )
+            if not updated.rowcount:  # type: ignore[attr-defined]
+                return False
+            await self._count_down(s, job_id, now)
+        self.db.wake_local()
+        return True
+
+    async def _count_down(self, s: AsyncSession, job_id: uuid.UUID, now: datetime) -> None:
+        """Fan-in: the output that brings the pending count to zero enqueues finalize."""
+        remaining = (
+            await s.execute(
+                sa.update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(pending_outputs=JobRow.pending_outputs - 1, updated_at=now)
+                .returning(JobRow.pending_outputs)
+            )
+        ).scalar_one()
+        if remaining == 0:
+            s.add(_outbox_row("standard", FINALIZE_ACTOR, [str(job_id)], job_id))
+            await self.db.notify_outbox(s)
+
+    async def retry_output_later(
+        self, job_id: uuid.UUID, name: str, attempt: int, error: str, delay: float
+    ) -> bool:
+        """Give a transiently failed output back to the queue after ``delay`` seconds."""
+        async with self.db.transaction() as s:
+            row = (
+                await s.execute(
+                    sa.update(OutputRow)
+                    .where(
+                        OutputRow.job_id == job_id,
+                        OutputRow.name == name,
+                        OutputRow.status == "running",
+                        OutputRow.attempts == attempt,
+                    )
+                    .values(status="pending", error=error, heartbeat_at=None)
+                    .returning(OutputRow.queue)
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return False
+            s.add(_outbox_row(row, PROCESS_ACTOR[row], [str(job_id), name], job_id, delay))
+            await self.db.notify_outbox(s)
+        self.db.wake_local()
+        return True
+
+    # --- finalize -----------------------------------------------------------------------
+
+    async def complete_job(
+        self,
+        job_id: uuid.UUID,
+        *,
+        archive_status: str | None,
+        archive_key: str | None,
+    ) -> str | None:
+        """Set the terminal status from the outputs; enqueue the webhook. None if already done."""
+        now = utcnow()
+        async with self.db.transaction() as s:
+            job = await s.get(JobRow, job_id, with_for_update=True)
+            if job is None or job.status in TERMINAL_JOB:
+                return None
+            outputs = (await self._outputs(s, [job_id])).get(job_id, [])
+            status = final_status(o.status for o in outputs)
+            failed = [o.name for o in outputs if o.status == "failed"]
+            job.status = status
+            job.error = f"outputs failed: {', '.join(failed)}" if failed else None
+            job.archive_status = archive_status
+            job.archive_key = archive_key
+            job.updated_at = now
+            job.finished_at = now
+            if job.webhook_url:
+                job.webhook_status = "pending"
+                s.add(_outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id))
+                await self.db.notify_outbox(s)
+        self.db.wake_local()
+        return status
+
+    # --- maintenance --------------------------------------------------------------------
+
+    async def requeue_stale_outputs(self, *, stale_after: float, max_attempts: int) -> tuple[int, int]:
+        """Re-publish outputs whose worker died; fail those out of attempts. (requeued, failed)."""
+        now = utcnow()
+        stale = now - timedelta(seconds=stale_after)
+        requeued = failed = 0
+        async with self.db.transaction() as s:
+            rows = (
+                await s.scalars(
+                    sa.select(OutputRow)
+                    .where(OutputRow.status == "running", OutputRow.heartbeat_at < stale)
+                    .with_for_update(skip_locked=True)
+                    .limit(500)
+                )
+            ).all()
+            for row in rows:
+                if row.attempts >= max_attempts:
+                    row.status = "failed"
+                    row.error = (
+                        f"worker lost {row.attempts} times (recovered by the reconciler); giving up"
+                    )
+                    row.finished_at = now
+                    row.heartbeat_at = None
+                    await self._count_down(s, row.job_id, now)
+                    failed += 1
+                else:
+                    row.status = "pending"
+                    row.error = f"worker lost during attempt {row.attempts}; re-queued by the reconciler"
+                    row.heartbeat_at = None
+                    s.add(
+                        _outbox_row(
+                            row.queue, PROCESS_ACTOR[row.queue], [str(row.job_id), row.name], row.job_id
+                        )
+                    )
+                    requeued += 1
+            if rows:
+                await self.db.notify_outbox(s)
+        if rows:
+            self.db.wake_local()
+        return requeued, failed
+
+    async def finalize_forgotten(self) -> int:
+        """Enqueue finalize for non-terminal jobs whose outputs are all terminal (lost message)."""
+        async with self.db.transaction() as s:
+            ids = (
+                await s.scalars(
+                    sa.select(JobRow.id)
+                    .where(JobRow.status.in_(("queued", "running")), JobRow.pending_outputs <= 0)
+                    .where(
+                        ~sa.exists().where(
+                            OutboxRow.job_id == JobRow.id,
+                            OutboxRow.actor == FINALIZE_ACTOR,
+                            OutboxRow.sent_at.is_(None),
+                        )
+                    )
+                    .limit(500)
+                )
+            ).all()
+            for job_id in ids:
+                s.add(_outbox_row("standard", FINALIZE_ACTOR, [str(job_id)], job_id))
+            if ids:
+                await self.db.notify_outbox(s)
+        if ids:
+            self.db.wake_local()
+        return len(ids)
+
+    async def retry_failed_outputs(self, job_id: uuid.UUID, owner: str | None) -> list[str] | None:
+        """Re-run the failed outputs of a terminal job; None if the job is unknown or not terminal."""
+        now = utcnow()
+        async with self.db.transaction() as s:
+            job = await s.get(JobRow, job_id, with_for_update=True)
+            if job is None or (owner is not None and job.owner != owner):
+                return None
+            if job.status not in TERMINAL_JOB:
+                return None
+            outputs = (await self._outputs(s, [job_id])).get(job_id, [])
+            failed = [o for o in outputs if o.status == "failed"]
+            for o in failed:
+                o.status = "pending"
+                o.attempts = 0
+                o.error = None
+                o.finished_at = None
+                s.add(_outbox_row(o.queue, PROCESS_ACTOR[o.queue], [str(job_id), o.name], job_id))
+            if failed:
+                job.status = "queued"
+                job.pending_outputs = len(failed)
+                job.finished_at = None
+                job.error = None
+                job.updated_at = now
+                if job.archive_status is not None:
+                    job.archive_status = "pending"
+                if job.webhook_url:
+                    job.webhook_status = "pending"
+                await self.db.notify_outbox(s)
+        self.db.wake_local()
+        return [o.name for o in failed]
+
+    async def delete_older_than(self, cutoff: datetime, limit: int = 500) -> list[JobRecord]:
+        """Remove terminal jobs created before ``cutoff``; returns what was removed."""
+        async with self.db.transaction() as s:
+            jobs = list(
+                (
+                    await s.scalars(
+                        sa.select(JobRow)
+                        .where(JobRow.created_at < cutoff, JobRow.status.in_(TERMINAL_JOB))
+                        .limit(limit)
+                    )
+                ).all()
+            )
+            outputs = await self._outputs(s, [j.id for j in jobs])
+            removed = [JobRecord(j, outputs.get(j.id, [])) for j in jobs]
+            if jobs:
+                ids = [j.id for j in jobs]
+                await s.execute(sa.delete(OutputRow).where(OutputRow.job_id.in_(ids)))
+                await s.execute(sa.delete(IdempotencyKeyRow).where(IdempotencyKeyRow.job_id.in_(ids)))
+                await s.execute(sa.delete(OutboxRow).where(OutboxRow.job_id.in_(ids)))
+                await s.execute(sa.delete(JobRow).where(JobRow.id.in_(ids)))
+        return removed

@@ -1,0 +1,133 @@
+"""Database tables (SQLAlchemy 2). The schema is owned by Alembic migrations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+UTCDateTime = sa.DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    source: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    pending_outputs: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    archive_status: Mapped[str | None] = mapped_column(sa.String(16))
+    archive_key: Mapped[str | None] = mapped_column(sa.String(512))
+    webhook_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    webhook_status: Mapped[str | None] = mapped_column(sa.String(16))
+    webhook_attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.Index("ix_jobs_owner_created", "owner", "created_at", "id"),
+        sa.Index("ix_jobs_status", "status"),
+    )
+
+
+class OutputRow(Base):
+    __tablename__ = "outputs"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    queue: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    steps: Mapped[list[Any]] = mapped_column(JSONType, nullable=False)
+    format: Mapped[str | None] = mapped_column(sa.String(16))
+    content_type: Mapped[str | None] = mapped_column(sa.String(64))
+    object_key: Mapped[str | None] = mapped_column(sa.String(512))
+    width: Mapped[int | None] = mapped_column(sa.Integer)
+    height: Mapped[int | None] = mapped_column(sa.Integer)
+    bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.Index("ix_outputs_status_heartbeat", "status", "heartbeat_at"),)
+
+
+class OutboxRow(Base):
+    """A message to publish; written in the same transaction as the state it announces."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, unique=True)
+    queue: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    actor: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    args: Mapped[list[Any]] = mapped_column(JSONType, nullable=False)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.Index("ix_outbox_unsent", "sent_at", "available_at", "id"),)
+
+
+class IdempotencyKeyRow(Base):
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128), nullable=False)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    admin: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttemptRow(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    delivery_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    attempt: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[float] = mapped_column(sa.Float, nullable=False)

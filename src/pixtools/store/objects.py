@@ -1,0 +1,201 @@
+"""Object storage: S3 (any S3 API, through aioboto3) or a local folder, one interface.
+
+Keys follow CONTRACT section 6: ``raw/{job}/source.{ext}``, ``processed/{job}/{output}.{ext}``,
+``archives/{job}.zip``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+
+def source_key(job_id: str, ext: str) -> str:
+    return f"raw/{job_id}/source.{ext}"
+
+
+def output_key(job_id: str, name: str, ext: str) -> str:
+    return f"processed/{job_id}/{name}.{ext}"
+
+
+def archive_key(job_id: str) -> str:
+    return f"archives/{job_id}.zip"
+
+
+class ObjectNotFound(KeyError):
+    """No object under that key."""
+
+
+class ObjectStore(Protocol):
+    """What the service needs from an object store."""
+
+    kind: str
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def get(self, key: str) -> bytes: ...
+    async def delete(self, key: str) -> None: ...
+    async def exists(self, key: str) -> bool: ...
+    async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:
+        """A time-limited download URL, or None when the API must serve the bytes itself."""
+        ...
+
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class LocalObjectStore:
+    """A folder; writes are atomic (temp file + rename), so readers never see half a file."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"key escapes the store: {key!r}")
+        return path
+
+    def _put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._put, key, data)
+
+    async def get(self, key: str) -> bytes:
+        try:
+            return await asyncio.to_thread(self._path(key).read_bytes)
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only succeeds when empty
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:
+        return None
+
+    async def ping(self) -> None:
+        ok = await asyncio.to_thread(os.access, self.root, os.W_OK)
+        if not ok:
+            raise OSError(f"{self.root} is not writable")
+
+    async def close(self) -> None:
+        return None
+
+
+class S3ObjectStore:
+    """S3 through aioboto3; one client per event loop, opened lazily and kept."""
+
+    kind = "s3"
+
+    def __init__(
+        self, bucket: str, *, endpoint_url: str | None, region: str, presign_seconds: int
+    ) -> None:
+        import aioboto3
+
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url or None
+        self.region = region
+        self.presign_seconds = presign_seconds
+        self._session = aioboto3.Session()
+        self._client: Any = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._lock = asyncio.Lock()
+
+    async def _s3(self) -> Any:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    from botocore.config import Config
+
+                    stack = contextlib.AsyncExitStack()
+                    self._client = await stack.enter_async_context(
+                        self._session.client(
+                            "s3",
+                            endpoint_url=self.endpoint_url,
+                            region_name=self.region,
+                            config=Config(
+                                retries={"max_attempts": 3, "mode": "standard"},
+                                connect_timeout=5,
+                                read_timeout=30,
+                                max_pool_connections=20,
+                            ),
+                        )
+                    )
+                    self._stack = stack
+        return self._client
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        s3 = await self._s3()
+        await s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    async def get(self, key: str) -> bytes:
+        s3 = await self._s3()
+        try:
+            resp = await s3.get_object(Bucket=self.bucket, Key=key)
+        except s3.exceptions.NoSuchKey:
+            raise ObjectNotFound(key) from None
+        async with resp["Body"] as body:
+            data: bytes = await body.read()
+        return data
+
+    async def delete(self, key: str) -> None:
+        s3 = await self._s3()
+        await s3.delete_object(Bucket=self.bucket, Key=key)
+
+    async def exists(self, key: str) -> bool:
+        s3 = await self._s3()
+        try:
+            await s3.head_object(Bucket=self.bucket, Key=key)
+        except s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:
+        s3 = await self._s3()
+        url: str = await s3.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=self.presign_seconds,
+        )
+        return url
+
+    async def ping(self) -> None:
+        s3 = await self._s3()
+        await s3.head_bucket(Bucket=self.bucket)
+
+    async def close(self) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+        self._client = None
+        self._stack = None

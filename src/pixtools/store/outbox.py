@@ -1,0 +1,87 @@
+"""The outbox table seen by its relay: claim due rows, record what was published."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from pixtools.store.database import Database
+from pixtools.store.jobs import utcnow
+from pixtools.store.models import OutboxRow
+
+
+class OutboxRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def publish_due(
+        self, publish: Callable[[OutboxRow], Awaitable[None]], *, limit: int = 200
+    ) -> tuple[int, bool]:
+        """Publish due rows in id order; (published, more may be due).
+
+        Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so relays in several API replicas
+        share the work without publishing a row twice. A failed publish keeps the row (and
+        every later one) for a later pass, with a growing delay on that row.
+        """
+        now = utcnow()
+        published = 0
+        async with self.db.transaction() as s:
+            rows = (
+                await s.scalars(
+                    sa.select(OutboxRow)
+                    .where(OutboxRow.sent_at.is_(None), OutboxRow.available_at <= now)
+                    .order_by(OutboxRow.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                try:
+                    await publish(row)
+                except Exception as exc:
+                    row.publish_attempts += 1
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    row.available_at = utcnow() + timedelta(
+                        seconds=min(2 ** min(row.publish_attempts, 5), 30)
+                    )
+                    return published, False
+                row.sent_at = utcnow()
+                published += 1
+        return published, len(rows) == limit
+
+    async def pending_count(self) -> int:
+        async with self.db.sessions() as s:
+            return int(
+                (
+                    await s.scalar(
+                        sa.select(sa.func.count()).select_from(OutboxRow).where(
+                            OutboxRow.sent_at.is_(None)
+                        )
+                    )
+                )
+                or 0
+            )
+
+    async def next_due_in(self) -> float | None:
+        """Seconds until the earliest unsent row is due (0 if one is due now)."""
+        async with self.db.sessions() as s:
+            earliest = await s.scalar(
+                sa.select(sa.func.min(OutboxRow.available_at)).where(OutboxRow.sent_at.is_(None))
+            )
+        if earliest is None:
+            return None
+        from pixtools.store.jobs import aware
+
+        return max(0.0, (aware(earliest) - utcnow()).total_seconds())
+
+    async def delete_sent_before(self, cutoff_hours: float) -> int:
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.delete(OutboxRow).where(
+                    OutboxRow.sent_at.is_not(None),
+                    OutboxRow.sent_at < utcnow() - timedelta(hours=cutoff_hours),
+                )
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]

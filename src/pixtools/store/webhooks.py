@@ -1,0 +1,81 @@
+"""Webhook delivery state: every attempt persisted, the job's webhook status kept current."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import sqlalchemy as sa
+
+from pixtools.store.database import Database
+from pixtools.store.jobs import WEBHOOK_ACTOR, _outbox_row, aware, utcnow
+from pixtools.store.models import JobRow, WebhookAttemptRow
+
+Outcome = Literal["delivered", "retry", "failed", "circuit_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    delivery_id: str
+
+
+class WebhookRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(
+        self,
+        job_id: uuid.UUID,
+        delivery_id: uuid.UUID,
+        *,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: float,
+        outcome: Outcome,
+        retry_in: float = 0.0,
+    ) -> int:
+        """Persist one attempt and its consequence (a delayed retry through the outbox)."""
+        async with self.db.transaction() as s:
+            job = await s.get(JobRow, job_id, with_for_update=True)
+            if job is None:
+                return 0
+            job.webhook_attempts += 1
+            s.add(
+                WebhookAttemptRow(
+                    job_id=job_id,
+                    delivery_id=delivery_id,
+                    attempt=job.webhook_attempts,
+                    at=utcnow(),
+                    status_code=status_code,
+                    error=error,
+                    duration_ms=duration_ms,
+                )
+            )
+            job.webhook_status = {"retry": "pending"}.get(outcome, outcome)
+            if outcome in ("retry", "circuit_open"):
+                s.add(
+                    _outbox_row(
+                        "standard", WEBHOOK_ACTOR, [str(job_id), str(delivery_id)], job_id, retry_in
+                    )
+                )
+                await self.db.notify_outbox(s)
+            return job.webhook_attempts
+
+    async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
+        async with self.db.sessions() as s:
+            rows = await s.scalars(
+                sa.select(WebhookAttemptRow)
+                .where(WebhookAttemptRow.job_id == job_id)
+                .order_by(WebhookAttemptRow.attempt)
+            )
+            return [
+                Attempt(r.attempt, aware(r.at), r.status_code, r.error, r.duration_ms, str(r.delivery_id))
+                for r in rows
+            ]

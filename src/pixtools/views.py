@@ -1,0 +1,134 @@
+"""The job as the outside sees it (CONTRACT section 2): API responses and webhook bodies."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from pixtools.store.jobs import JobRecord, aware
+from pixtools.store.models import OutputRow
+
+
+class SourceOut(msgspec.Struct):
+    filename: str
+    format: str
+    content_type: str
+    bytes: int
+    width: int
+    height: int
+
+
+class OutputOut(msgspec.Struct):
+    name: str
+    status: str
+    queue: str
+    format: str | None
+    content_type: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    url: str | None
+    attempts: int
+    error: str | None
+    result: dict[str, Any] | None
+
+
+class ArchiveOut(msgspec.Struct):
+    status: str
+    url: str | None
+
+
+class WebhookOut(msgspec.Struct):
+    url: str
+    status: str
+    attempts: int
+
+
+class JobOut(msgspec.Struct):
+    id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    source: SourceOut
+    spec: dict[str, Any]
+    outputs: list[OutputOut]
+    metadata: dict[str, Any] | None
+    archive: ArchiveOut | None
+    webhook: WebhookOut | None
+    error: str | None
+
+
+class JobPage(msgspec.Struct):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+def _output(job_id: str, o: OutputRow) -> OutputOut:
+    ready = o.status == "succeeded" and o.object_key is not None
+    return OutputOut(
+        name=o.name,
+        status=o.status,
+        queue=o.queue,
+        format=o.format,
+        content_type=o.content_type,
+        width=o.width,
+        height=o.height,
+        bytes=o.bytes,
+        url=f"/api/v1/jobs/{job_id}/outputs/{o.name}" if ready else None,
+        attempts=o.attempts,
+        error=o.error,
+        result=o.result,
+    )
+
+
+def job_out(record: JobRecord) -> JobOut:
+    j = record.job
+    jid = str(j.id)
+    src = j.source
+    archive = None
+    if j.archive_status is not None:
+        archive = ArchiveOut(
+            status=j.archive_status,
+            url=f"/api/v1/jobs/{jid}/archive" if j.archive_status == "succeeded" else None,
+        )
+    webhook = None
+    if j.webhook_url:
+        webhook = WebhookOut(url=j.webhook_url, status=j.webhook_status or "pending", attempts=j.webhook_attempts)
+    return JobOut(
+        id=jid,
+        status=j.status,
+        created_at=aware(j.created_at),
+        updated_at=aware(j.updated_at),
+        finished_at=aware(j.finished_at) if j.finished_at else None,
+        source=SourceOut(
+            filename=src["filename"],
+            format=src["format"],
+            content_type=src["content_type"],
+            bytes=src["bytes"],
+            width=src["width"],
+            height=src["height"],
+        ),
+        spec=j.spec,
+        outputs=[_output(jid, o) for o in record.outputs],
+        metadata=j.metadata_,
+        archive=archive,
+        webhook=webhook,
+        error=j.error,
+    )
+
+
+def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
+    raw = f"{aware(created_at).isoformat()}|{job_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raises ValueError on anything that is not a cursor we made."""
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    at, _, jid = raw.partition("|")
+    return aware(datetime.fromisoformat(at)), uuid.UUID(jid)

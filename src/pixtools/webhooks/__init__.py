@@ -1,0 +1,1 @@
+"""Webhook signing, the SSRF guard, delivery and the circuit breaker."""

@@ -1,0 +1,110 @@
+"""Deliver a job's terminal-state webhook: signed, retried with backoff and full jitter,
+every attempt persisted, guarded against SSRF and behind a shared circuit breaker."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import msgspec
+
+from pixtools.services import Services
+from pixtools.spec.status import TERMINAL_JOB, webhook_event
+from pixtools.store.webhooks import WebhookRepository
+from pixtools.views import job_out
+from pixtools.webhooks.breaker import CircuitBreaker, destination
+from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
+from pixtools.webhooks.signing import sign
+
+log = logging.getLogger(__name__)
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def pinned_url(url: str, address: str) -> tuple[str, str]:
+    """``url`` with its host replaced by the checked ``address``; and the Host header value."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host_header
+
+
+async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
+    settings = svc.settings
+    repo = WebhookRepository(svc.db)
+    record = await svc.jobs.get(job_id)
+    if record is None or not record.job.webhook_url:
+        return
+    job = record.job
+    if job.status not in TERMINAL_JOB or job.webhook_status in ("delivered", "failed"):
+        return
+    url = job.webhook_url
+    assert url is not None
+    breaker = CircuitBreaker(
+        svc.cache,
+        threshold=settings.webhook_cb_fail_threshold,
+        reset_timeout=settings.webhook_cb_reset_timeout,
+    )
+    dest = destination(url)
+    allowed, wait = await breaker.allow(dest)
+    if not allowed:
+        await repo.record(
+            job_id, delivery_id, status_code=None, error="circuit open for this destination",
+            duration_ms=0.0, outcome="circuit_open", retry_in=wait + random.uniform(0, 1),
+        )
+        return
+
+    body = msgspec.json.encode(job_out(record))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "PixTools-Webhook/1",
+        "PixTools-Event": webhook_event(job.status),
+        "PixTools-Delivery": str(delivery_id),
+    }
+    if settings.webhook_secret:
+        headers["PixTools-Signature"] = sign(settings.webhook_secret, body)
+
+    started = time.perf_counter()
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        addresses = await resolve_public(url, allow_private=settings.webhook_allow_private)
+        target, host_header = pinned_url(url, addresses[0])
+        headers["Host"] = host_header
+        extensions = {"sni_hostname": urlsplit(url).hostname} if url.startswith("https") else {}
+        async with httpx.AsyncClient(timeout=settings.webhook_timeout, follow_redirects=False) as client:
+            resp = await client.post(target, content=body, headers=headers, extensions=extensions)
+        status_code = resp.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except UnsafeWebhookUrl as exc:
+        error = f"refused: {exc}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+
+    if error is None:
+        await breaker.success(dest)
+        await repo.record(job_id, delivery_id, status_code=status_code, error=None, duration_ms=duration_ms, outcome="delivered")
+        return
+    await breaker.failure(dest)
+    attempts_so_far = job.webhook_attempts + 1
+    permanent = error.startswith("refused:")
+    if permanent or attempts_so_far >= settings.webhook_max_attempts:
+        await repo.record(job_id, delivery_id, status_code=status_code, error=error, duration_ms=duration_ms, outcome="failed")
+        log.warning("webhook for job %s failed for good: %s", job_id, error)
+        return
+    delay = backoff(attempts_so_far, settings.webhook_backoff_base, settings.webhook_backoff_cap)
+    await repo.record(
+        job_id, delivery_id, status_code=status_code, error=error, duration_ms=duration_ms,
+        outcome="retry", retry_in=delay,
+    )
+    log.info("webhook for job %s failed (%s); retry in %.1f s", job_id, error, delay)

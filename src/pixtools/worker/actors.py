@@ -1,0 +1,226 @@
+"""The actors: thin. They load, call the engine, store, and record state.
+
+Every actor is idempotent: it checks the database before working, so a redelivered or
+replayed message never redoes finished work, and object keys are deterministic so a
+repeated write replaces the same object instead of adding one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import random
+import time
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import dramatiq
+
+from pixtools.services import Services, build_services
+from pixtools.settings import Settings
+from pixtools.store.cache import Cache
+from pixtools.store.jobs import FINALIZE_ACTOR, PROCESS_ACTOR, WEBHOOK_ACTOR, OutputDone
+from pixtools.store.objects import archive_key, output_key
+
+log = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    """The worker process's services, created on the Dramatiq event-loop thread on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cache: Cache | None = None,
+        local_wakeups: list[Callable[[], None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._cache = cache
+        self._wakeups = local_wakeups
+        self._services: Services | None = None
+
+    def services(self) -> Services:
+        if self._services is None:
+            self._services = build_services(
+                self.settings, cache=self._cache, pool_size=5, local_wakeups=self._wakeups
+            )
+        return self._services
+
+    async def close(self) -> None:
+        if self._services is not None:
+            await self._services.close()
+            self._services = None
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def runtime() -> WorkerRuntime:
+    if _runtime is None:
+        raise RuntimeError("declare_actors() was not called in this process")
+    return _runtime
+
+
+@asynccontextmanager
+async def heartbeating(svc: Services, job_id: uuid.UUID, name: str, attempt: int) -> AsyncIterator[None]:
+    """Touch the output row while it is worked on, so the reconciler can tell a dead worker."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(svc.settings.heartbeat_seconds)
+            try:
+                await svc.jobs.heartbeat(job_id, name, attempt)
+            except Exception:  # a missed beat is not fatal; the next one may succeed
+                log.warning("heartbeat failed for %s/%s", job_id, name, exc_info=True)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def process_output(job_id: str, name: str) -> None:
+    """Render one output of a job and store it."""
+    from pixtools.imaging import ImageError, render_output
+    from pixtools.spec.job import steps_from_builtins
+
+    svc = runtime().services()
+    jid = uuid.UUID(job_id)
+    out = await svc.jobs.claim_output(jid, name, stale_after=svc.settings.stale_after_seconds)
+    if out is None:
+        log.info("output %s/%s is finished or taken; skipping", job_id, name)
+        return
+    attempt = out.attempts
+    record = await svc.jobs.get(jid)
+    assert record is not None
+    started = time.perf_counter()
+    async with heartbeating(svc, jid, name, attempt):
+        try:
+            source = await svc.objects.get(record.job.source["key"])
+            steps = steps_from_builtins(out.steps)
+            rendered = await asyncio.to_thread(
+                render_output, source, steps, max_pixels=svc.settings.max_pixels
+            )
+        except ImageError as exc:
+            await svc.jobs.fail_output(jid, name, attempt, str(exc))
+            log.info("output %s/%s failed permanently: %s", job_id, name, exc)
+            return
+        except (MemoryError, RecursionError) as exc:
+            await svc.jobs.fail_output(jid, name, attempt, f"{type(exc).__name__}: image too complex")
+            return
+        except Exception as exc:
+            await _transient_failure(svc, jid, name, attempt, exc)
+            return
+        key = None
+        if rendered.data is not None:
+            assert rendered.extension and rendered.content_type
+            key = output_key(job_id, name, rendered.extension)
+            await svc.objects.put(key, rendered.data, rendered.content_type)
+    done = OutputDone(
+        object_key=key,
+        format=rendered.format,
+        content_type=rendered.content_type,
+        width=rendered.width,
+        height=rendered.height,
+        bytes=len(rendered.data) if rendered.data is not None else None,
+        result=rendered.result,
+    )
+    if not await svc.jobs.succeed_output(jid, name, attempt, done):
+        log.warning("output %s/%s attempt %d was superseded; result dropped", job_id, name, attempt)
+        return
+    log.info(
+        "output %s/%s done in %.0f ms", job_id, name, (time.perf_counter() - started) * 1000
+    )
+
+
+async def _transient_failure(
+    svc: Services, jid: uuid.UUID, name: str, attempt: int, exc: BaseException
+) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    if attempt >= svc.settings.output_max_attempts:
+        await svc.jobs.fail_output(jid, name, attempt, f"failed after {attempt} attempts: {error}")
+        log.warning("output %s/%s failed after %d attempts", jid, name, attempt, exc_info=exc)
+        return
+    delay = random.uniform(0, min(60.0, 2.0**attempt))  # full jitter
+    await svc.jobs.retry_output_later(jid, name, attempt, error, delay)
+    log.warning("output %s/%s attempt %d failed; retry in %.1f s", jid, name, attempt, delay, exc_info=exc)
+
+
+async def finalize_job(job_id: str) -> None:
+    """Bundle the succeeded outputs into a ZIP when asked, and set the terminal status."""
+    svc = runtime().services()
+    jid = uuid.UUID(job_id)
+    record = await svc.jobs.get(jid)
+    if record is None or record.job.finished_at is not None:
+        return
+    archive_status = archive_obj = None
+    if record.job.archive_status is not None:
+        files = [
+            (o.name, o.object_key)
+            for o in record.outputs
+            if o.status == "succeeded" and o.object_key is not None
+        ]
+        if files:
+            try:
+                archive_obj = archive_key(job_id)
+                blobs = [(f"{n}.{k.rsplit('.', 1)[-1]}", await svc.objects.get(k)) for n, k in files]
+                data = await asyncio.to_thread(_zip, blobs)
+                await svc.objects.put(archive_obj, data, "application/zip")
+                archive_status = "succeeded"
+            except Exception:
+                log.exception("archive of %s failed", job_id)
+                archive_status, archive_obj = "failed", None
+        else:
+            archive_status = "failed"
+    status = await svc.jobs.complete_job(jid, archive_status=archive_status, archive_key=archive_obj)
+    if status:
+        log.info("job %s %s", job_id, status)
+
+
+def _zip(files: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    # Images are compressed already: store them; deflate only what shrinks (e.g. TIFF, BMP).
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files:
+            method = zipfile.ZIP_STORED if name.endswith((".jpeg", ".jpg", ".webp", ".avif", ".png", ".gif")) else zipfile.ZIP_DEFLATED
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, compress_type=method)
+    return buf.getvalue()
+
+
+async def deliver_webhook(job_id: str, delivery_id: str) -> None:
+    """Deliver the terminal-state webhook (signed, retried, with a circuit breaker)."""
+    from pixtools.webhooks.delivery import deliver
+
+    svc = runtime().services()
+    await deliver(svc, uuid.UUID(job_id), uuid.UUID(delivery_id))
+
+
+def declare_actors(
+    broker: dramatiq.Broker,
+    settings: Settings,
+    *,
+    cache: Cache | None = None,
+    local_wakeups: list[Callable[[], None]] | None = None,
+) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Bind the actors to ``broker`` and set up this process's worker runtime."""
+    global _runtime
+    _runtime = WorkerRuntime(settings, cache=cache, local_wakeups=local_wakeups)
+    time_limit = 15 * 60 * 1000
+    specs: list[tuple[Callable[..., Any], str, str]] = [
+        (process_output, PROCESS_ACTOR["standard"], "standard"),
+        (process_output, PROCESS_ACTOR["ml"], "ml"),
+        (finalize_job, FINALIZE_ACTOR, "standard"),
+        (deliver_webhook, WEBHOOK_ACTOR, "standard"),
+    ]
+    return {
+        name: dramatiq.actor(
+            fn, actor_name=name, queue_name=queue, broker=broker, time_limit=time_limit
+        )
+        for fn, name, queue in specs
+    }

@@ -1,0 +1,17 @@
+"""Entry module for the Dramatiq CLI (``pixtools worker`` runs ``dramatiq pixtools.worker.main``).
+
+Importing it builds the RabbitMQ broker from the environment and declares the actors:
+this module is a process entry point, the one place where import reads configuration.
+"""
+
+from __future__ import annotations
+
+from pixtools.observability.logs import configure_logging
+from pixtools.settings import Settings
+from pixtools.worker.actors import declare_actors
+from pixtools.worker.broker import build_broker
+
+settings = Settings.from_env()
+configure_logging(settings.log_level)
+broker = build_broker(settings.rabbitmq_url)
+declare_actors(broker, settings)

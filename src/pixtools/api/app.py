@@ -171,6 +171,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             path="/schema",
             render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],
         ),
+        logging_config=None,
         debug=False,
     )
 

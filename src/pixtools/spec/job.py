@@ -70,9 +70,7 @@ _FIELD_PREFIX = re.compile(r"^(?P<name>[a-z_]+): (?P<msg>.*)$", re.DOTALL)
 def _from_validation(exc: msgspec.ValidationError | msgspec.DecodeError) -> SpecError:
     text = str(exc)
     m = _AT.match(text)
-    if not m:
-        return SpecError("spec", text)
-    path, msg = m["path"].lstrip("."), m["msg"]
+    path, msg = (m["path"].lstrip("."), m["msg"]) if m else ("", text)
     # Name the exact field where msgspec points at its parent object.
     if (u := _UNKNOWN.search(msg)) is not None:
         path = f"{path}.{u['name']}" if path else u["name"]

@@ -1,0 +1,123 @@
+"""``render_output``: one output's pipeline, source bytes in, encoded bytes (or a result) out.
+
+decode (safe, DCT-domain shrink when the pipeline starts by shrinking) -> auto-orient ->
+each step via the op registry -> prepare for the target format -> encode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from pixtools.imaging.context import StepContext
+from pixtools.imaging.decode import decode
+from pixtools.imaging.encode import encode, prepare_for_format
+from pixtools.imaging.formats import FORMATS
+from pixtools.imaging.ops.resize import REDUCING_GAP, resize_geometry
+from pixtools.spec.ops import OPS, Convert, Flip, Grayscale, KeepMetadata, Resize, Rotate, Step
+
+OpFunction = Callable[[Image.Image, Any, StepContext], Image.Image]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One output: the encoded image (None for analysis-only outputs) and any result."""
+
+    data: bytes | None
+    format: str | None
+    content_type: str | None
+    extension: str | None
+    width: int | None
+    height: int | None
+    result: dict[str, Any] | None
+
+
+_resolved: dict[str, OpFunction] = {}
+
+
+def op_function(name: str) -> OpFunction:
+    """The implementation of an op, imported on first use (ML ops import onnxruntime then)."""
+    fn = _resolved.get(name)
+    if fn is None:
+        fn = _resolved[name] = OPS[name].resolve()
+    return fn
+
+
+def _op_name(step: Step) -> str:
+    tag = type(step).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+def draft_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int] | None:
+    """The smallest upright size the pipeline can start from without losing output quality.
+
+    Only when the first step that changes pixels is a shrinking ``resize`` (steps that
+    commute with scaling may come before it): then decoding at a smaller size is exact up
+    to resampling. ``REDUCING_GAP`` headroom keeps the final Lanczos pass doing the work.
+    """
+    width, height = size
+    for step in steps:
+        if isinstance(step, KeepMetadata | Flip | Grayscale):
+            continue
+        if isinstance(step, Rotate) and step.degrees % 90 == 0:
+            if round(step.degrees / 90) % 2:
+                width, height = height, width
+            continue
+        if not isinstance(step, Resize):
+            return None
+        (out_w, out_h), (left, top, right, bottom) = resize_geometry(width, height, step)
+        need_w = math.ceil(width * out_w / (right - left) * REDUCING_GAP)
+        need_h = math.ceil(height * out_h / (bottom - top) * REDUCING_GAP)
+        if need_w >= width or need_h >= height:
+            return None
+        # Undo the quarter turns: the draft size is in the decoded (upright) orientation.
+        return (need_w, need_h) if (width, height) == size else (need_h, need_w)
+    return None
+
+
+def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> Rendered:
+    """Run one output's steps on the source and encode the result.
+
+    Raises ``ImageError`` subclasses for anything the input or the steps cause (all
+    permanent); other exceptions are bugs or environment failures.
+    """
+    decoded = decode(source, max_pixels=max_pixels, plan_draft=lambda size: draft_size(steps, size))
+    im = decoded.image
+    ctx = StepContext(
+        source_format=decoded.format,
+        source_size=decoded.source_size,
+        exif=decoded.exif,
+        icc_profile=decoded.icc_profile,
+        xmp=decoded.xmp,
+    )
+    if im.size != decoded.source_size:  # decoded smaller in the DCT domain
+        ctx.compose(
+            (
+                decoded.source_size[0] / im.width,
+                0.0,
+                0.0,
+                0.0,
+                decoded.source_size[1] / im.height,
+                0.0,
+            )
+        )
+    for step in steps:
+        im = op_function(_op_name(step))(im, step, ctx)
+
+    if steps and all(OPS[_op_name(s)].kind == "analysis" for s in steps):
+        return Rendered(None, None, None, None, None, None, ctx.result)
+
+    convert = steps[-1] if steps and isinstance(steps[-1], Convert) else None
+    fmt = convert.format if convert is not None else decoded.format
+    if convert is None:
+        im = prepare_for_format(im, fmt, ctx)
+    data = encode(im, fmt, convert, ctx)
+    info = FORMATS[fmt]
+    return Rendered(
+        data, fmt, info.content_type, info.extension, im.width, im.height, ctx.result or None
+    )

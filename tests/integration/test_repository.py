@@ -1,0 +1,205 @@
+"""The job repository on the real PostgreSQL (and on SQLite, the embedded mode's database)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pixtools.store.database import Database
+from pixtools.store.jobs import (
+    FINALIZE_ACTOR,
+    IdempotencyClaim,
+    IdempotencyConflict,
+    JobRepository,
+    NewJob,
+    NewOutput,
+    OutputDone,
+)
+from pixtools.store.migrate import upgrade
+from pixtools.store.models import JobRow, OutboxRow, OutputRow
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def db(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "postgresql":
+        url = pg_url
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        await asyncio.to_thread(upgrade, url)
+    database = Database(url)
+    yield database
+    await database.dispose()
+
+
+def new_job(*names: str, owner: str = "tester") -> NewJob:
+    return NewJob(
+        id=uuid.uuid4(),
+        owner=owner,
+        spec={"outputs": [{"name": n, "steps": [{"op": "grayscale"}]} for n in names]},
+        source={"filename": "x.jpg", "format": "jpeg", "content_type": "image/jpeg", "bytes": 1, "width": 1, "height": 1, "key": "raw/x"},
+        webhook_url=None,
+        archive=len(names) > 1,
+        outputs=[NewOutput(n, i, "standard", [{"op": "grayscale"}]) for i, n in enumerate(names)],
+    )
+
+
+async def outbox_rows(db: Database, job_id: uuid.UUID) -> list[OutboxRow]:
+    async with db.sessions() as s:
+        return list((await s.scalars(sa.select(OutboxRow).where(OutboxRow.job_id == job_id).order_by(OutboxRow.id))).all())
+
+
+DONE = OutputDone("processed/x/a.jpeg", "jpeg", "image/jpeg", 1, 1, 10, None)
+
+
+async def test_create_writes_job_outputs_and_outbox_in_one_go(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a", "b")
+    await repo.create(job, None)
+    record = await repo.get(job.id)
+    assert record is not None
+    assert record.job.status == "queued" and record.job.pending_outputs == 2
+    assert [o.name for o in record.outputs] == ["a", "b"]
+    rows = await outbox_rows(db, job.id)
+    assert [(r.actor, r.args) for r in rows] == [("process_output", [str(job.id), "a"]), ("process_output", [str(job.id), "b"])]
+
+
+async def test_a_failed_insert_leaves_nothing(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a")
+    await repo.create(job, None)
+    with pytest.raises(sa.exc.IntegrityError):
+        await repo.create(job, None)  # same id: the whole transaction rolls back
+    async with db.sessions() as s:
+        assert await s.scalar(sa.select(sa.func.count()).select_from(OutputRow).where(OutputRow.job_id == job.id)) == 1
+    assert len(await outbox_rows(db, job.id)) == 1
+
+
+async def test_idempotency_key_conflicts_tell_same_from_different(db: Database) -> None:
+    repo = JobRepository(db)
+    first = new_job("a")
+    key = f"k-{uuid.uuid4()}"
+    await repo.create(first, IdempotencyClaim("tester", key, "h1"))
+    with pytest.raises(IdempotencyConflict) as same:
+        await repo.create(new_job("a"), IdempotencyClaim("tester", key, "h1"))
+    assert same.value.job_id == first.id and same.value.same_request
+    with pytest.raises(IdempotencyConflict) as other:
+        await repo.create(new_job("a"), IdempotencyClaim("tester", key, "h2"))
+    assert not other.value.same_request
+    # Another owner may use the same key.
+    await repo.create(new_job("a", owner="someone-else"), IdempotencyClaim("someone-else", key, "h1"))
+
+
+async def test_claim_is_exclusive_and_fenced_by_attempt(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a")
+    await repo.create(job, None)
+    first = await repo.claim_output(job.id, "a", stale_after=60)
+    assert first is not None and first.attempts == 1
+    assert await repo.claim_output(job.id, "a", stale_after=60) is None  # fresh in other hands
+    # A takeover after the heartbeat went stale fences the first attempt off.
+    second = await repo.claim_output(job.id, "a", stale_after=0)
+    assert second is not None and second.attempts == 2
+    assert not await repo.succeed_output(job.id, "a", 1, DONE)
+    assert not await repo.heartbeat(job.id, "a", 1)
+    assert await repo.succeed_output(job.id, "a", 2, DONE)
+    assert await repo.claim_output(job.id, "a", stale_after=0) is None  # finished: never redone
+
+
+async def test_last_output_to_finish_enqueues_finalize_exactly_once(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a", "b", "c")
+    await repo.create(job, None)
+    claims = [await repo.claim_output(job.id, n, stale_after=60) for n in "abc"]
+    assert all(claims)
+    results = await asyncio.gather(
+        repo.succeed_output(job.id, "a", 1, DONE),
+        repo.fail_output(job.id, "b", 1, "broken"),
+        repo.succeed_output(job.id, "c", 1, DONE),
+    )
+    assert all(results)
+    finalizes = [r for r in await outbox_rows(db, job.id) if r.actor == FINALIZE_ACTOR]
+    assert len(finalizes) == 1
+    status = await repo.complete_job(job.id, archive_status="succeeded", archive_key="archives/x.zip")
+    assert status == "partial"
+    assert await repo.complete_job(job.id, archive_status=None, archive_key=None) is None  # idempotent
+    record = await repo.get(job.id)
+    assert record is not None and record.job.error == "outputs failed: b"
+
+
+async def test_transient_failure_requeues_with_delay(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a")
+    await repo.create(job, None)
+    await repo.claim_output(job.id, "a", stale_after=60)
+    assert await repo.retry_output_later(job.id, "a", 1, "boom", delay=30)
+    rows = await outbox_rows(db, job.id)
+    assert len(rows) == 2 and rows[1].available_at > rows[0].available_at
+    again = await repo.claim_output(job.id, "a", stale_after=60)
+    assert again is not None and again.attempts == 2
+
+
+async def test_stale_outputs_are_requeued_then_failed(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a")
+    await repo.create(job, None)
+    # (the database is shared by the session's tests: count only this job's rows)
+    claim = await repo.claim_output(job.id, "a", stale_after=60)
+    assert claim is not None and claim.attempts == 1
+    requeued, _ = await repo.requeue_stale_outputs(stale_after=0, max_attempts=2)
+    assert requeued >= 1
+    record = await repo.get(job.id)
+    assert record is not None and record.outputs[0].status == "pending"
+    assert "re-queued by the reconciler" in (record.outputs[0].error or "")
+    claim = await repo.claim_output(job.id, "a", stale_after=60)
+    assert claim is not None and claim.attempts == 2
+    _, failed = await repo.requeue_stale_outputs(stale_after=0, max_attempts=2)
+    assert failed >= 1
+    record = await repo.get(job.id)
+    assert record is not None
+    assert record.outputs[0].status == "failed" and "reconciler" in (record.outputs[0].error or "")
+    assert [r.actor for r in await outbox_rows(db, job.id)][-1] == FINALIZE_ACTOR
+
+
+async def test_list_pages_newest_first_per_owner(db: Database) -> None:
+    repo = JobRepository(db)
+    owner = f"lister-{uuid.uuid4()}"
+    ids = []
+    for _ in range(5):
+        job = new_job("a", owner=owner)
+        await repo.create(job, None)
+        ids.append(job.id)
+    seen: list[uuid.UUID] = []
+    before = None
+    while True:
+        page = await repo.list(owner, status=None, limit=2, before=before)
+        if not page:
+            break
+        seen += [r.job.id for r in page]
+        before = (page[-1].job.created_at, page[-1].job.id)
+    assert seen == list(reversed(ids))
+    assert await repo.list(owner, status="succeeded", limit=10, before=None) == []
+
+
+async def test_retry_failed_outputs_of_a_terminal_job(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a", "b")
+    await repo.create(job, None)
+    for n in "ab":
+        await repo.claim_output(job.id, n, stale_after=60)
+    await repo.succeed_output(job.id, "a", 1, DONE)
+    await repo.fail_output(job.id, "b", 1, "nope")
+    await repo.complete_job(job.id, archive_status="succeeded", archive_key="k")
+    assert await repo.retry_failed_outputs(job.id, "tester") == ["b"]
+    record = await repo.get(job.id)
+    assert record is not None
+    assert record.job.status == "queued" and record.job.pending_outputs == 1
+    async with db.sessions() as s:
+        job_row = await s.get(JobRow, job.id)
+        assert job_row is not None and job_row.finished_at is None

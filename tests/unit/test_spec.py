@@ -1,0 +1,93 @@
+"""The job spec: what is accepted, what is filled in, and how a refusal names the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pixtools.spec import OPS, SpecError, parse_spec, spec_to_builtins
+from pixtools.spec.ops import AnyStep
+
+
+def spec(*outputs: dict, **extra: object) -> str:
+    return json.dumps({"outputs": list(outputs), **extra})
+
+
+def out(name: str = "a", *steps: dict) -> dict:
+    return {"name": name, "steps": list(steps) or [{"op": "grayscale"}]}
+
+
+def error_of(raw: str) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    return info.value
+
+
+def test_contract_example_is_accepted_with_defaults_filled_in() -> None:
+    raw = spec(
+        out("thumb", {"op": "resize", "width": 320, "height": 320, "fit": "cover"}, {"op": "convert", "format": "webp", "quality": 80}),
+        out("private", {"op": "blur_faces"}, {"op": "convert", "format": "jpeg", "quality": 85}),
+        metadata=True,
+        webhook_url="https://client.example/hooks/pixtools",
+    )
+    data = spec_to_builtins(parse_spec(raw))
+    assert data["archive"] is True  # more than one output
+    assert data["outputs"][0]["steps"][0] == {
+        "op": "resize", "width": 320, "height": 320, "fit": "cover", "gravity": "center", "upscale": False,
+    }
+    assert data["outputs"][1]["steps"][0] == {"op": "blur_faces", "min_score": 0.5, "strength": 50, "shape": "ellipse"}
+
+
+def test_archive_defaults_to_false_for_one_output() -> None:
+    assert parse_spec(spec(out())).archive is False
+
+
+def test_output_queue_is_ml_when_any_step_is_ml() -> None:
+    s = parse_spec(spec(out("a", {"op": "resize", "width": 10}, {"op": "detect_faces"}), out("b")))
+    assert [o.queue for o in s.outputs] == ["ml", "standard"]
+    assert not s.outputs[0].analysis_only
+    assert parse_spec(spec(out("c", {"op": "ocr"}, {"op": "moderate"}))).outputs[0].analysis_only
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (spec(out("a", {"op": "resize", "width": 1}, {"op": "convert", "format": "webp", "quality": 101})), "outputs[0].steps[1].quality"),
+        (spec(out("a", {"op": "nope"})), "outputs[0].steps[0].op"),
+        (spec(out("a", {"op": "resize", "width": 1, "colour": "red"})), "outputs[0].steps[0].colour"),
+        (spec(out("a", {"op": "resize"})), "outputs[0].steps[0].width"),
+        (spec(out("a", {"op": "resize", "width": 0})), "outputs[0].steps[0].width"),
+        (spec(out("a", {"op": "resize", "width": "10"})), "outputs[0].steps[0].width"),
+        (spec(out("a", {"op": "blur", "sigma": 100.5})), "outputs[0].steps[0].sigma"),
+        (spec(out("a", {"op": "convert", "format": "png", "quality": 80})), "outputs[0].steps[0].quality"),
+        (spec(out("a", {"op": "convert", "format": "jpeg", "lossless": True})), "outputs[0].steps[0].lossless"),
+        (spec(out("a", {"op": "convert", "format": "jpeg"}, {"op": "grayscale"})), "outputs[0].steps[0].op"),
+        (spec(out("a"), out("a")), "outputs[1].name"),
+        (spec(out("Bad Name")), "outputs[0].name"),
+        (spec(*[out(f"o{i}") for i in range(11)]), "outputs"),
+        (spec(out("a", *[{"op": "grayscale"}] * 17)), "outputs[0].steps"),
+        (json.dumps({"outputs": []}), "outputs"),
+        (spec(out(), webhook_url="ftp://example.com/x"), "webhook_url"),
+        (spec(out(), webhook_url="/relative"), "webhook_url"),
+        (spec(out(), extra_field=1), "extra_field"),
+        (spec(out("a", {"op": "rotate", "degrees": 10, "background": "blue"})), "outputs[0].steps[0].background"),
+        (spec(out("a", {"op": "watermark", "text": ""})), "outputs[0].steps[0].text"),
+        (spec(out("a", {"op": "blur_faces", "shape": "star"})), "outputs[0].steps[0].shape"),
+        ("{not json", "spec"),
+        ("[]", "spec"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_field(raw: str, field: str) -> None:
+    assert error_of(raw).field == field
+
+
+def test_every_registered_op_is_in_the_step_union_and_back() -> None:
+    union_tags = {t.__struct_config__.tag for t in AnyStep.__args__}  # type: ignore[attr-defined]
+    assert union_tags == set(OPS)
+
+
+def test_op_implementations_resolve_for_standard_ops() -> None:
+    for op in OPS.values():
+        if op.queue == "standard":
+            assert callable(op.resolve())

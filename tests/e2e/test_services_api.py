@@ -70,7 +70,7 @@ async def test_job_runs_end_to_end_with_outputs_and_archive_on_s3(stack_client: 
     assert sorted(archive.namelist()) == ["square.png", "thumb.webp"]
 
     jid = job["id"]
-    assert s3_keys(services_stack, f"raw/{jid}/") == [f"raw/{jid}/source.jpeg"]
+    assert s3_keys(services_stack, f"raw/{jid}/") == [f"raw/{jid}/source.jpg"]
     assert sorted(s3_keys(services_stack, f"processed/{jid}/")) == [f"processed/{jid}/square.png", f"processed/{jid}/thumb.webp"]
     assert s3_keys(services_stack, f"archives/{jid}") == [f"archives/{jid}.zip"]
 

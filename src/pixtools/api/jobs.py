@@ -23,7 +23,14 @@ from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from pixtools.api.auth import Principal
 from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
-from pixtools.imaging import ImageError, UnsupportedFormat, extract_metadata, probe, sniff_format
+from pixtools.imaging import (
+    FORMATS,
+    ImageError,
+    UnsupportedFormat,
+    extract_metadata,
+    probe,
+    sniff_format,
+)
 from pixtools.services import Services
 from pixtools.spec.job import SpecError, parse_spec, spec_to_builtins
 from pixtools.spec.status import TERMINAL_JOB
@@ -128,7 +135,7 @@ class JobController(Controller):
             metadata = await asyncio.to_thread(extract_metadata, body)
 
         job_id = uuid.uuid4()
-        key = source_key(str(job_id), info.format)
+        key = source_key(str(job_id), FORMATS[info.format].extension)
         await services.objects.put(key, body, info.content_type)
         new_job = NewJob(
             id=job_id,

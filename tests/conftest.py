@@ -50,7 +50,9 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-def jpeg_bytes(width: int = 640, height: int = 480, color: tuple[int, int, int] = (180, 40, 60)) -> bytes:
+def jpeg_bytes(
+    width: int = 640, height: int = 480, color: tuple[int, int, int] = (180, 40, 60)
+) -> bytes:
     """A real JPEG with some structure (a gradient and a box), made in memory."""
     img = Image.new("RGB", (width, height), color)
     px = img.load()
@@ -140,7 +142,9 @@ def s3_endpoint() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: httpx.get(url + "/moto-api/", timeout=1).status_code < 500, 30, "moto server")
+        wait_for(
+            lambda: httpx.get(url + "/moto-api/", timeout=1).status_code < 500, 30, "moto server"
+        )
         yield url
     finally:
         proc.terminate()
@@ -176,7 +180,12 @@ def _aws_test_credentials() -> None:
 
 @pytest.fixture(scope="session")
 def services_env(
-    pg_url: str, rabbit_url: str, redis_url: str, s3_endpoint: str, s3_bucket: str, tmp_path_factory: pytest.TempPathFactory
+    pg_url: str,
+    rabbit_url: str,
+    redis_url: str,
+    s3_endpoint: str,
+    s3_bucket: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     """The PIXTOOLS_* environment of the services mode against this session's services."""
     return {
@@ -260,12 +269,16 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def services_stack(services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def services_stack(
+    services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """api + standard worker + ml worker as real processes on the real services."""
     port = free_port()
     stack = Stack(f"http://127.0.0.1:{port}", dict(services_env), tmp_path_factory.mktemp("logs"))
     stack.start("api", "api", "--host", "127.0.0.1", "--port", str(port))
-    stack.start("worker-standard", "worker", "--queues", "standard", "--processes", "1", "--threads", "4")
+    stack.start(
+        "worker-standard", "worker", "--queues", "standard", "--processes", "1", "--threads", "4"
+    )
     stack.start("worker-ml", "worker", "--queues", "ml", "--processes", "1", "--threads", "1")
     try:
         stack.wait_ready()
@@ -274,7 +287,12 @@ def services_stack(services_env: dict[str, str], tmp_path_factory: pytest.TempPa
         stack.stop_all()
 
 
-async def wait_job(client: httpx.AsyncClient, job_id: str, timeout: float = 60, headers: dict[str, str] | None = None) -> dict[str, Any]:
+async def wait_job(
+    client: httpx.AsyncClient,
+    job_id: str,
+    timeout: float = 60,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Poll a job until it is terminal; return it."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}

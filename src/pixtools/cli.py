@@ -57,7 +57,11 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
     from pixtools.observability.logs import configure_logging
 
     configure_logging(settings.log_level)
-    mode = "embedded: SQLite, local folder store, in-process broker and workers" if settings.embedded else "services"
+    mode = (
+        "embedded: SQLite, local folder store, in-process broker and workers"
+        if settings.embedded
+        else "services"
+    )
     print(f"PixTools on http://{host}:{port}/  (docs: /docs; {mode})", flush=True)
     if workers > 1:
         # Each uvicorn worker builds its own app (and relay) from the environment.
@@ -74,7 +78,9 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
         )
         return 0
     app = create_app(settings, run_migrations=migrate)
-    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True, timeout_graceful_shutdown=20)
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, proxy_headers=True, timeout_graceful_shutdown=20
+    )
     return 0
 
 
@@ -158,9 +164,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 print(f"created key {key.id} ({key.name}{', admin' if key.admin else ''})")
                 print(f"secret (shown once, store it now): {secret}")
             elif args.keys_cmd == "list":
-                for k in await repo.list():
+                for k in await repo.all():
                     state = "revoked" if k.revoked_at else "active"
-                    print(f"{k.id}\t{k.name}\t{'admin' if k.admin else 'user'}\t{state}\t{k.created_at.isoformat()}")
+                    role = "admin" if k.admin else "user"
+                    print(f"{k.id}\t{k.name}\t{role}\t{state}\t{k.created_at.isoformat()}")
             else:
                 if not await repo.revoke(args.key_id):
                     print(f"no active key {args.key_id}", file=sys.stderr)
@@ -182,7 +189,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return 2
     dlq = deadletters.DeadLetters(settings.rabbitmq_url)
     if args.dlq_cmd == "list":
-        for m in dlq.list(args.queue, limit=args.limit):
+        for m in dlq.browse(args.queue, limit=args.limit):
             print(json.dumps(m))
     elif args.dlq_cmd == "replay":
         ids = None if args.all else args.message_ids
@@ -215,7 +222,10 @@ def cmd_process(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    summary: dict[str, Any] = {"source": {"format": info.format, "width": info.width, "height": info.height}, "outputs": {}}
+    summary: dict[str, Any] = {
+        "source": {"format": info.format, "width": info.width, "height": info.height},
+        "outputs": {},
+    }
     for output in spec.outputs:
         try:
             rendered = render_output(source, output.steps, max_pixels=settings.max_pixels)
@@ -227,7 +237,13 @@ def cmd_process(args: argparse.Namespace) -> int:
         if rendered.data is not None:
             path = out_dir / f"{output.name}.{rendered.extension}"
             path.write_bytes(rendered.data)
-            entry.update(file=str(path), format=rendered.format, width=rendered.width, height=rendered.height, bytes=len(rendered.data))
+            entry.update(
+                file=str(path),
+                format=rendered.format,
+                width=rendered.width,
+                height=rendered.height,
+                bytes=len(rendered.data),
+            )
         summary["outputs"][output.name] = entry
     print(json.dumps(summary, indent=2, default=str))
     return 1 if failures else 0
@@ -258,8 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(fn=cmd_migrate)
 
-    sub.add_parser("reconcile", help="one pass of stale-job and outbox reconciliation").set_defaults(fn=cmd_reconcile)
-    sub.add_parser("cleanup", help="one pass of expiry of stored objects and old rows").set_defaults(fn=cmd_cleanup)
+    sub.add_parser(
+        "reconcile", help="one pass of stale-job and outbox reconciliation"
+    ).set_defaults(fn=cmd_reconcile)
+    sub.add_parser(
+        "cleanup", help="one pass of expiry of stored objects and old rows"
+    ).set_defaults(fn=cmd_cleanup)
 
     dlq = sub.add_parser("dlq", help="dead-letter operations")
     dsub = dlq.add_subparsers(dest="dlq_cmd", required=True)

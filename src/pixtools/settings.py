@@ -52,14 +52,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _doc("log level")
     ] = "INFO"
-    rate_limit_per_minute: Annotated[int, _doc("requests per key or client per minute", ge=0)] = (
-        600
-    )
+    rate_limit_per_minute: Annotated[int, _doc("requests per key or client per minute", ge=0)] = 600
     output_max_attempts: Annotated[int, _doc("tries of one output before it fails", ge=1)] = 3
     heartbeat_seconds: Annotated[float, _doc("how often a working output is touched", gt=0)] = 5.0
-    stale_after_seconds: Annotated[float, _doc("heartbeat age that marks work stale", gt=0)] = (
-        60.0
-    )
+    stale_after_seconds: Annotated[float, _doc("heartbeat age that marks work stale", gt=0)] = 60.0
     outbox_poll_seconds: Annotated[float, _doc("relay safety-net poll interval", gt=0)] = 2.0
     presign_seconds: Annotated[int, _doc("lifetime of presigned download URLs", ge=1)] = 900
     retention_hours: Annotated[float, _doc("age after which cleanup removes jobs", gt=0)] = 24.0
@@ -133,10 +129,15 @@ def settings_table() -> list[tuple[str, str, str]]:
     assert isinstance(info, msgspec.inspect.StructType)
     for f in info.fields:
         desc = ""
-        t = f.type
-        if isinstance(t, msgspec.inspect.Metadata):
-            desc = str((t.extra_json_schema or {}).get("description", "")) or ""
-            desc = desc or str(getattr(t, "description", "") or "")
+        if isinstance(f.type, msgspec.inspect.Metadata):
+            desc = str((f.type.extra_json_schema or {}).get("description", ""))
         default = "" if f.default is msgspec.NODEFAULT else repr(f.default)
         rows.append((PREFIX + f.name.upper(), default, desc))
     return rows
+
+
+def settings_markdown() -> str:
+    """The table of docs/configuration.md (a test keeps the doc equal to this)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | `{default}` | {desc} |" for name, default, desc in settings_table()]
+    return "\n".join(lines) + "\n"

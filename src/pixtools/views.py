@@ -98,7 +98,9 @@ def job_out(record: JobRecord) -> JobOut:
         )
     webhook = None
     if j.webhook_url:
-        webhook = WebhookOut(url=j.webhook_url, status=j.webhook_status or "pending", attempts=j.webhook_attempts)
+        webhook = WebhookOut(
+            url=j.webhook_url, status=j.webhook_status or "pending", attempts=j.webhook_attempts
+        )
     return JobOut(
         id=jid,
         status=j.status,

@@ -29,7 +29,11 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log = open(data / "dev.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "pixtools.cli", "dev", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=data,
+        start_new_session=True,
     )
     stack.procs["api"] = proc
     try:
@@ -46,16 +50,28 @@ async def client(embedded: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_dev_prints_the_url_and_runs_a_job(client: httpx.AsyncClient, embedded: Stack) -> None:
+async def test_dev_prints_the_url_and_runs_a_job(
+    client: httpx.AsyncClient, embedded: Stack
+) -> None:
     assert embedded.base_url in (embedded.log_dir / "dev.log").read_text()
     spec = {
         "outputs": [
-            {"name": "thumb", "steps": [{"op": "resize", "width": 160}, {"op": "convert", "format": "webp", "quality": 75}]},
+            {
+                "name": "thumb",
+                "steps": [
+                    {"op": "resize", "width": 160},
+                    {"op": "convert", "format": "webp", "quality": 75},
+                ],
+            },
             {"name": "gray", "steps": [{"op": "grayscale"}]},
         ],
         "metadata": True,
     }
-    resp = await client.post("/api/v1/jobs", files={"file": ("cat.jpg", jpeg_bytes(640, 480))}, data={"spec": json.dumps(spec)})
+    resp = await client.post(
+        "/api/v1/jobs",
+        files={"file": ("cat.jpg", jpeg_bytes(640, 480))},
+        data={"spec": json.dumps(spec)},
+    )
     assert resp.status_code == 202, resp.text
     done = await wait_job(client, resp.json()["id"])
     assert done["status"] == "succeeded"
@@ -67,18 +83,33 @@ async def test_dev_prints_the_url_and_runs_a_job(client: httpx.AsyncClient, embe
     gray = await client.get(outs["gray"]["url"])
     assert Image.open(io.BytesIO(gray.content)).mode == "L" and outs["gray"]["format"] == "jpeg"
     archive = await client.get(done["archive"]["url"])
-    assert sorted(zipfile.ZipFile(io.BytesIO(archive.content)).namelist()) == ["gray.jpg", "thumb.webp"]
+    assert sorted(zipfile.ZipFile(io.BytesIO(archive.content)).namelist()) == [
+        "gray.jpg",
+        "thumb.webp",
+    ]
     assert done["metadata"]["format"] == "jpeg"
     health = (await client.get("/health")).json()
-    assert health["mode"] == "embedded" and health["object_store"] == "local" and health["status"] == "ok"
+    assert (
+        health["mode"] == "embedded"
+        and health["object_store"] == "local"
+        and health["status"] == "ok"
+    )
     stored = Path(embedded.log_dir) / "objects" / "processed" / done["id"]
     assert sorted(p.name for p in stored.iterdir()) == ["gray.jpg", "thumb.webp"]
 
 
 async def test_embedded_refuses_bad_input_like_services_mode(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/v1/jobs", files={"file": ("x.txt", b"hello world, not an image" * 4)}, data={"spec": json.dumps({"outputs": [{"name": "a", "steps": [{"op": "grayscale"}]}]})})
+    r = await client.post(
+        "/api/v1/jobs",
+        files={"file": ("x.txt", b"hello world, not an image" * 4)},
+        data={"spec": json.dumps({"outputs": [{"name": "a", "steps": [{"op": "grayscale"}]}]})},
+    )
     assert r.status_code == 415
-    r = await client.post("/api/v1/jobs", files={"file": ("a.jpg", jpeg_bytes())}, data={"spec": '{"outputs": [{"name": "a", "steps": [{"op": "resize"}]}]}'})
+    r = await client.post(
+        "/api/v1/jobs",
+        files={"file": ("a.jpg", jpeg_bytes())},
+        data={"spec": '{"outputs": [{"name": "a", "steps": [{"op": "resize"}]}]}'},
+    )
     assert r.status_code == 400 and r.json()["extra"]["field"] == "outputs[0].steps[0].width"
 
 
@@ -86,11 +117,39 @@ def test_process_runs_a_spec_without_any_service(tmp_path: Path) -> None:
     src = tmp_path / "in.jpg"
     src.write_bytes(jpeg_bytes(800, 600))
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"outputs": [{"name": "small", "steps": [{"op": "resize", "width": 200}, {"op": "convert", "format": "png"}]}]}))
+    spec.write_text(
+        json.dumps(
+            {
+                "outputs": [
+                    {
+                        "name": "small",
+                        "steps": [
+                            {"op": "resize", "width": 200},
+                            {"op": "convert", "format": "png"},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "pixtools.cli", "process", str(src), "--spec", str(spec), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "pixtools.cli",
+            "process",
+            str(src),
+            "--spec",
+            str(spec),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)

@@ -21,8 +21,17 @@ from tests.conftest import Stack, jpeg_bytes, rabbitmqctl, wait_for, wait_job
 
 pytestmark = pytest.mark.services
 
-THUMB = {"name": "thumb", "steps": [{"op": "resize", "width": 320}, {"op": "convert", "format": "webp", "quality": 80}]}
-PNG = {"name": "square", "steps": [{"op": "resize", "width": 100, "height": 100, "fit": "cover"}, {"op": "convert", "format": "png"}]}
+THUMB = {
+    "name": "thumb",
+    "steps": [{"op": "resize", "width": 320}, {"op": "convert", "format": "webp", "quality": 80}],
+}
+PNG = {
+    "name": "square",
+    "steps": [
+        {"op": "resize", "width": 100, "height": 100, "fit": "cover"},
+        {"op": "convert", "format": "png"},
+    ],
+}
 
 
 def form(spec: dict[str, Any] | str, data: bytes, filename: str = "photo.jpg") -> dict[str, Any]:
@@ -31,27 +40,48 @@ def form(spec: dict[str, Any] | str, data: bytes, filename: str = "photo.jpg") -
 
 
 def s3_keys(stack: Stack, prefix: str) -> list[str]:
-    s3 = boto3.client("s3", endpoint_url=stack.env["PIXTOOLS_S3_ENDPOINT_URL"], region_name="us-east-1")
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.env["PIXTOOLS_S3_ENDPOINT_URL"], region_name="us-east-1"
+    )
     resp = s3.list_objects_v2(Bucket=stack.env["PIXTOOLS_S3_BUCKET"], Prefix=prefix)
     return [o["Key"] for o in resp.get("Contents", [])]
 
 
-async def submit(client: httpx.AsyncClient, spec: dict[str, Any], data: bytes | None = None, **kw: Any) -> httpx.Response:
+async def submit(
+    client: httpx.AsyncClient, spec: dict[str, Any], data: bytes | None = None, **kw: Any
+) -> httpx.Response:
     return await client.post("/api/v1/jobs", **form(spec, data or jpeg_bytes()), **kw)
 
 
-async def test_job_runs_end_to_end_with_outputs_and_archive_on_s3(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
+async def test_job_runs_end_to_end_with_outputs_and_archive_on_s3(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
     resp = await submit(stack_client, {"outputs": [THUMB, PNG]}, jpeg_bytes(1200, 800))
     assert resp.status_code == 202, resp.text
     job = resp.json()
     assert resp.headers["location"] == f"/api/v1/jobs/{job['id']}"
     assert job["status"] == "queued"
-    assert job["source"] == {"filename": "photo.jpg", "format": "jpeg", "content_type": "image/jpeg", "bytes": job["source"]["bytes"], "width": 1200, "height": 800}
+    assert job["source"] == {
+        "filename": "photo.jpg",
+        "format": "jpeg",
+        "content_type": "image/jpeg",
+        "bytes": job["source"]["bytes"],
+        "width": 1200,
+        "height": 800,
+    }
     done = await wait_job(stack_client, job["id"])
     assert done["status"] == "succeeded", done
     outs = {o["name"]: o for o in done["outputs"]}
-    assert (outs["thumb"]["width"], outs["thumb"]["height"], outs["thumb"]["format"]) == (320, 213, "webp")
-    assert (outs["square"]["width"], outs["square"]["height"], outs["square"]["content_type"]) == (100, 100, "image/png")
+    assert (outs["thumb"]["width"], outs["thumb"]["height"], outs["thumb"]["format"]) == (
+        320,
+        213,
+        "webp",
+    )
+    assert (outs["square"]["width"], outs["square"]["height"], outs["square"]["content_type"]) == (
+        100,
+        100,
+        "image/png",
+    )
     assert all(o["attempts"] == 1 and o["error"] is None for o in outs.values())
 
     # Downloads redirect to presigned S3 URLs.
@@ -71,7 +101,10 @@ async def test_job_runs_end_to_end_with_outputs_and_archive_on_s3(stack_client: 
 
     jid = job["id"]
     assert s3_keys(services_stack, f"raw/{jid}/") == [f"raw/{jid}/source.jpg"]
-    assert sorted(s3_keys(services_stack, f"processed/{jid}/")) == [f"processed/{jid}/square.png", f"processed/{jid}/thumb.webp"]
+    assert sorted(s3_keys(services_stack, f"processed/{jid}/")) == [
+        f"processed/{jid}/square.png",
+        f"processed/{jid}/thumb.webp",
+    ]
     assert s3_keys(services_stack, f"archives/{jid}") == [f"archives/{jid}.zip"]
 
 
@@ -79,29 +112,72 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose IHDR declares the size; no pixel data follows (a decompression bomb's head)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+    )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "status", "field"),
     [
         (form("{not json", jpeg_bytes()), 400, "spec"),
-        (form({"outputs": [{"name": "a", "steps": [{"op": "explode"}]}]}, jpeg_bytes()), 400, "outputs[0].steps[0].op"),
-        (form({"outputs": [{"name": "a", "steps": [{"op": "convert", "format": "webp", "quality": 101}]}]}, jpeg_bytes()), 400, "outputs[0].steps[0].quality"),
+        (
+            form({"outputs": [{"name": "a", "steps": [{"op": "explode"}]}]}, jpeg_bytes()),
+            400,
+            "outputs[0].steps[0].op",
+        ),
+        (
+            form(
+                {
+                    "outputs": [
+                        {
+                            "name": "a",
+                            "steps": [{"op": "convert", "format": "webp", "quality": 101}],
+                        }
+                    ]
+                },
+                jpeg_bytes(),
+            ),
+            400,
+            "outputs[0].steps[0].quality",
+        ),
         (form({"outputs": [THUMB, THUMB]}, jpeg_bytes()), 400, "outputs[1].name"),
-        (form({"outputs": [dict(THUMB, name=f"o{i}") for i in range(11)]}, jpeg_bytes()), 400, "outputs"),
-        (form({"outputs": [THUMB], "webhook_url": "http://127.0.0.1:9/hook"}, jpeg_bytes()), 400, "webhook_url"),
+        (
+            form({"outputs": [dict(THUMB, name=f"o{i}") for i in range(11)]}, jpeg_bytes()),
+            400,
+            "outputs",
+        ),
+        (
+            form({"outputs": [THUMB], "webhook_url": "http://127.0.0.1:9/hook"}, jpeg_bytes()),
+            400,
+            "webhook_url",
+        ),
         ({"files": {"spec": (None, json.dumps({"outputs": [THUMB]}))}}, 400, "file"),
         ({"files": {"file": ("a.jpg", jpeg_bytes(), "image/jpeg")}}, 400, "spec"),
         (form({"outputs": [THUMB]}, b"%PDF-1.7\n" + b"x" * 200, "doc.jpg"), 415, "file"),
-        (form({"outputs": [THUMB]}, b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "a.png"), 415, "file"),
-        (form({"outputs": [THUMB]}, b"just some text, not an image at all" * 3, "a.jpg"), 415, "file"),
+        (
+            form({"outputs": [THUMB]}, b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "a.png"),
+            415,
+            "file",
+        ),
+        (
+            form({"outputs": [THUMB]}, b"just some text, not an image at all" * 3, "a.jpg"),
+            415,
+            "file",
+        ),
         (form({"outputs": [THUMB]}, png_header_only(100_000, 100_000)), 422, "file"),
         (form({"outputs": [THUMB]}, jpeg_bytes()[:40]), 422, "file"),
     ],
 )
 async def test_bad_submissions_are_refused_and_leave_nothing(
-    stack_client: httpx.AsyncClient, services_stack: Stack, kwargs: dict[str, Any], status: int, field: str
+    stack_client: httpx.AsyncClient,
+    services_stack: Stack,
+    kwargs: dict[str, Any],
+    status: int,
+    field: str,
 ) -> None:
     before_jobs = (await stack_client.get("/api/v1/jobs?limit=100")).json()["items"]
     before_raw = s3_keys(services_stack, "raw/")
@@ -115,7 +191,9 @@ async def test_bad_submissions_are_refused_and_leave_nothing(
     assert s3_keys(services_stack, "raw/") == before_raw
 
 
-async def test_oversized_upload_is_413_before_it_is_read_whole(stack_client: httpx.AsyncClient) -> None:
+async def test_oversized_upload_is_413_before_it_is_read_whole(
+    stack_client: httpx.AsyncClient,
+) -> None:
     big = jpeg_bytes() + b"\0" * (25 * 1024 * 1024 + 10)
     resp = await stack_client.post("/api/v1/jobs", **form({"outputs": [THUMB]}, big))
     assert resp.status_code == 413
@@ -136,13 +214,18 @@ async def test_idempotency_key_replays_and_conflicts(stack_client: httpx.AsyncCl
 async def test_concurrent_twins_with_one_key_make_one_job(stack_client: httpx.AsyncClient) -> None:
     data = jpeg_bytes(200, 200)
     headers = {"Idempotency-Key": "twins-1"}
-    responses = await asyncio.gather(*(submit(stack_client, {"outputs": [THUMB]}, data, headers=headers) for _ in range(4)))
+    responses = await asyncio.gather(
+        *(submit(stack_client, {"outputs": [THUMB]}, data, headers=headers) for _ in range(4))
+    )
     assert sorted(r.status_code for r in responses).count(202) == 1
     assert {r.json()["id"] for r in responses} == {responses[0].json()["id"]}
 
 
 async def test_list_with_cursor_paging(stack_client: httpx.AsyncClient) -> None:
-    ids = [(await submit(stack_client, {"outputs": [THUMB]}, jpeg_bytes(64, 64))).json()["id"] for _ in range(3)]
+    ids = [
+        (await submit(stack_client, {"outputs": [THUMB]}, jpeg_bytes(64, 64))).json()["id"]
+        for _ in range(3)
+    ]
     page = (await stack_client.get("/api/v1/jobs?limit=2")).json()
     assert [j["id"] for j in page["items"]] == ids[::-1][:2]
     rest = (await stack_client.get(f"/api/v1/jobs?limit=2&cursor={page['next_cursor']}")).json()
@@ -154,17 +237,26 @@ async def test_list_with_cursor_paging(stack_client: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_job_and_not_ready_output(stack_client: httpx.AsyncClient) -> None:
-    assert (await stack_client.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000")).status_code == 404
+    assert (
+        await stack_client.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000")
+    ).status_code == 404
     job = (await submit(stack_client, {"outputs": [THUMB]})).json()
     done = await wait_job(stack_client, job["id"])
     assert (await stack_client.get(f"/api/v1/jobs/{job['id']}/outputs/nope")).status_code == 404
-    assert (await stack_client.get(f"/api/v1/jobs/{job['id']}/archive")).status_code == 404  # one output: no archive
+    assert (
+        await stack_client.get(f"/api/v1/jobs/{job['id']}/archive")
+    ).status_code == 404  # one output: no archive
     assert done["archive"] is None
 
 
 async def test_a_failing_output_makes_a_partial_job(stack_client: httpx.AsyncClient) -> None:
-    crop_outside = {"name": "bad", "steps": [{"op": "crop", "left": 5000, "top": 0, "width": 10, "height": 10}]}
-    job = (await submit(stack_client, {"outputs": [THUMB, crop_outside]}, jpeg_bytes(400, 300))).json()
+    crop_outside = {
+        "name": "bad",
+        "steps": [{"op": "crop", "left": 5000, "top": 0, "width": 10, "height": 10}],
+    }
+    job = (
+        await submit(stack_client, {"outputs": [THUMB, crop_outside]}, jpeg_bytes(400, 300))
+    ).json()
     done = await wait_job(stack_client, job["id"])
     assert done["status"] == "partial"
     bad = next(o for o in done["outputs"] if o["name"] == "bad")
@@ -176,7 +268,9 @@ async def test_a_failing_output_makes_a_partial_job(stack_client: httpx.AsyncCli
     assert again["status"] == "partial"  # the crop is still outside the image
 
 
-async def test_redelivered_message_does_not_redo_work(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
+async def test_redelivered_message_does_not_redo_work(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
     import dramatiq
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -185,15 +279,33 @@ async def test_redelivered_message_does_not_redo_work(stack_client: httpx.AsyncC
     broker = RabbitmqBroker(url=services_stack.env["PIXTOOLS_RABBITMQ_URL"], confirm_delivery=True)
     try:
         for _ in range(2):
-            broker.enqueue(dramatiq.Message(queue_name="standard", actor_name="process_output", args=(job["id"], "thumb"), kwargs={}, options={}))
-            broker.enqueue(dramatiq.Message(queue_name="standard", actor_name="finalize_job", args=(job["id"],), kwargs={}, options={}))
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name="standard",
+                    actor_name="process_output",
+                    args=(job["id"], "thumb"),
+                    kwargs={},
+                    options={},
+                )
+            )
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name="standard",
+                    actor_name="finalize_job",
+                    args=(job["id"],),
+                    kwargs={},
+                    options={},
+                )
+            )
     finally:
         broker.close()
     await asyncio.sleep(1.5)
     after = (await stack_client.get(f"/api/v1/jobs/{job['id']}")).json()
     assert after["outputs"][0]["attempts"] == 1
     assert after["finished_at"] == done["finished_at"]
-    assert s3_keys(services_stack, f"processed/{job['id']}/") == [f"processed/{job['id']}/thumb.webp"]
+    assert s3_keys(services_stack, f"processed/{job['id']}/") == [
+        f"processed/{job['id']}/thumb.webp"
+    ]
 
 
 async def test_catalogue_health_and_docs(stack_client: httpx.AsyncClient) -> None:
@@ -204,9 +316,17 @@ async def test_catalogue_health_and_docs(stack_client: httpx.AsyncClient) -> Non
     assert quality["constraints"]["ge"] == 1 and quality["constraints"]["le"] == 100
     assert (await stack_client.get("/livez")).json() == {"status": "ok"}
     ready = await stack_client.get("/readyz")
-    assert ready.status_code == 200 and set(ready.json()["checks"]) == {"database", "broker", "cache"}
+    assert ready.status_code == 200 and set(ready.json()["checks"]) == {
+        "database",
+        "broker",
+        "cache",
+    }
     health = (await stack_client.get("/health")).json()
-    assert health["checks"]["object_store"]["ok"] and health["object_store"] == "s3" and health["mode"] == "services"
+    assert (
+        health["checks"]["object_store"]["ok"]
+        and health["object_store"] == "s3"
+        and health["mode"] == "services"
+    )
     assert "latency_ms" in health["checks"]["database"]
     schema = (await stack_client.get("/openapi.json")).json()
     assert "/api/v1/jobs" in schema["paths"]
@@ -220,10 +340,16 @@ async def test_catalogue_health_and_docs(stack_client: httpx.AsyncClient) -> Non
     assert index.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_broker_down_still_accepts_and_jobs_run_when_it_returns(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
+async def test_broker_down_still_accepts_and_jobs_run_when_it_returns(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
     rabbitmqctl("stop_app")
     try:
-        wait_for(lambda: httpx.get(services_stack.base_url + "/readyz", timeout=5).status_code == 503, 30, "readyz 503")
+        wait_for(
+            lambda: httpx.get(services_stack.base_url + "/readyz", timeout=5).status_code == 503,
+            30,
+            "readyz 503",
+        )
         ready = (await stack_client.get("/readyz")).json()
         assert ready["down"] == ["broker"]
         ids = []
@@ -236,7 +362,9 @@ async def test_broker_down_still_accepts_and_jobs_run_when_it_returns(stack_clie
             assert (await stack_client.get(f"/api/v1/jobs/{jid}")).json()["status"] == "queued"
     finally:
         rabbitmqctl("start_app")
-        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["rabbitmqctl", "await_startup"], check=True, capture_output=True, timeout=120
+        )
     for jid in ids:
         done = await wait_job(stack_client, jid, timeout=120)
         assert done["status"] == "succeeded"

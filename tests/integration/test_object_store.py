@@ -14,10 +14,14 @@ pytestmark = pytest.mark.services
 
 
 @pytest.fixture(params=["s3", "local"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> AsyncIterator[ObjectStore]:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> AsyncIterator[ObjectStore]:
     s: ObjectStore
     if request.param == "s3":
-        s = S3ObjectStore(s3_bucket, endpoint_url=s3_endpoint, region="us-east-1", presign_seconds=60)
+        s = S3ObjectStore(
+            s3_bucket, endpoint_url=s3_endpoint, region="us-east-1", presign_seconds=60
+        )
     else:
         s = LocalObjectStore(tmp_path / "objects")
     yield s

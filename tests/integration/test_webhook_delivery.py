@@ -34,7 +34,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(outer.status)
@@ -59,7 +59,11 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 async def svc(services_settings: Settings) -> AsyncIterator[Services]:
     settings = msgspec.structs.replace(
-        services_settings, webhook_allow_private=True, webhook_cb_fail_threshold=2, webhook_cb_reset_timeout=60, webhook_max_attempts=3
+        services_settings,
+        webhook_allow_private=True,
+        webhook_cb_fail_threshold=2,
+        webhook_cb_reset_timeout=60,
+        webhook_max_attempts=3,
     )
     services = build_services(settings)
     yield services
@@ -94,14 +98,24 @@ async def test_delivered_webhook_is_signed_and_recorded(svc: Services, receiver:
     assert len(receiver.requests) == 1
 
 
-async def test_failures_retry_with_the_same_delivery_id_then_open_the_breaker(svc: Services, receiver: Receiver) -> None:
+async def test_failures_retry_with_the_same_delivery_id_then_open_the_breaker(
+    svc: Services, receiver: Receiver
+) -> None:
     receiver.status = 500
-    await CircuitBreaker(svc.cache, threshold=2, reset_timeout=60).success("http://127.0.0.1:" + receiver.url.split(":")[2].split("/")[0])
+    await CircuitBreaker(svc.cache, threshold=2, reset_timeout=60).success(
+        "http://127.0.0.1:" + receiver.url.split(":")[2].split("/")[0]
+    )
     job_id = await finished_job(svc, receiver.url)
     delivery = uuid.uuid4()
     await deliver(svc, job_id, delivery)
     async with svc.db.sessions() as s:
-        retries = (await s.scalars(sa.select(OutboxRow).where(OutboxRow.job_id == job_id, OutboxRow.actor == "deliver_webhook"))).all()
+        retries = (
+            await s.scalars(
+                sa.select(OutboxRow).where(
+                    OutboxRow.job_id == job_id, OutboxRow.actor == "deliver_webhook"
+                )
+            )
+        ).all()
     assert retries and retries[-1].args == [str(job_id), str(delivery)]
     await deliver(svc, job_id, delivery)  # second failure: the breaker opens (threshold 2)
     await deliver(svc, job_id, delivery)  # refused without a request

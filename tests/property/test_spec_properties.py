@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pixtools.spec import OPS, SpecError, parse_spec, spec_to_builtins
-from pixtools.spec.ops import Convert, Step
+from pixtools.spec.ops import Step
 
 names = st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,20}\Z", fullmatch=True)
 
@@ -28,7 +28,12 @@ STEP_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         },
     ),
     "crop": st.fixed_dictionaries(
-        {"left": st.integers(0, 16384), "top": st.integers(0, 16384), "width": st.integers(1, 16384), "height": st.integers(1, 16384)}
+        {
+            "left": st.integers(0, 16384),
+            "top": st.integers(0, 16384),
+            "width": st.integers(1, 16384),
+            "height": st.integers(1, 16384),
+        }
     ),
     "rotate": st.fixed_dictionaries(
         {"degrees": st.floats(-1e6, 1e6, **finite)},
@@ -37,20 +42,35 @@ STEP_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "flip": st.fixed_dictionaries({"direction": st.sampled_from(["horizontal", "vertical"])}),
     "grayscale": st.just({}),
     "blur": st.fixed_dictionaries({"sigma": st.floats(0.1, 100, **finite)}),
-    "sharpen": st.fixed_dictionaries({}, optional={"amount": st.floats(0, 10, **finite), "radius": st.floats(0.1, 10, **finite)}),
-    "adjust": st.fixed_dictionaries({}, optional={k: st.floats(0, 4, **finite) for k in ("brightness", "contrast", "saturation")}),
+    "sharpen": st.fixed_dictionaries(
+        {}, optional={"amount": st.floats(0, 10, **finite), "radius": st.floats(0.1, 10, **finite)}
+    ),
+    "adjust": st.fixed_dictionaries(
+        {},
+        optional={k: st.floats(0, 4, **finite) for k in ("brightness", "contrast", "saturation")},
+    ),
     "watermark": st.fixed_dictionaries(
         {"text": st.text(min_size=1, max_size=200)},
         optional={"opacity": st.floats(0, 1, **finite), "size": st.floats(0.01, 1, **finite)},
     ),
     "keep_metadata": st.just({}),
-    "blur_faces": st.fixed_dictionaries({}, optional={"min_score": st.floats(0, 1, **finite), "strength": st.integers(1, 100), "shape": st.sampled_from(["box", "ellipse"])}),
+    "blur_faces": st.fixed_dictionaries(
+        {},
+        optional={
+            "min_score": st.floats(0, 1, **finite),
+            "strength": st.integers(1, 100),
+            "shape": st.sampled_from(["box", "ellipse"]),
+        },
+    ),
     "detect_faces": st.fixed_dictionaries({}, optional={"min_score": st.floats(0, 1, **finite)}),
     "ocr": st.fixed_dictionaries({}, optional={"min_score": st.floats(0, 1, **finite)}),
     "moderate": st.just({}),
 }
 CONVERT = st.one_of(
-    st.fixed_dictionaries({"format": st.sampled_from(["jpeg", "webp", "avif"])}, optional={"quality": st.integers(1, 100)}),
+    st.fixed_dictionaries(
+        {"format": st.sampled_from(["jpeg", "webp", "avif"])},
+        optional={"quality": st.integers(1, 100)},
+    ),
     st.fixed_dictionaries({"format": st.sampled_from(["png", "gif", "tiff"])}),
 )
 
@@ -98,22 +118,52 @@ def test_valid_specs_round_trip(raw: dict[str, Any]) -> None:
 # (op, param, a value outside its range or of the wrong type)
 BAD_VALUES = st.sampled_from(
     [
-        ("resize", "width", 0), ("resize", "width", 16385), ("resize", "height", -1), ("resize", "fit", "stretch"),
-        ("resize", "gravity", "up"), ("resize", "upscale", "yes"), ("crop", "left", -1), ("crop", "width", 0),
-        ("rotate", "degrees", "ninety"), ("flip", "direction", "diagonal"), ("blur", "sigma", 0.0), ("blur", "sigma", 101),
-        ("sharpen", "amount", 11), ("sharpen", "radius", 0), ("adjust", "brightness", 4.5), ("adjust", "contrast", -0.1),
-        ("watermark", "text", ""), ("watermark", "text", "x" * 201), ("watermark", "opacity", 1.5), ("watermark", "position", "middle"),
-        ("convert", "quality", 0), ("convert", "quality", 101), ("convert", "format", "bmp"), ("convert", "progressive", 1),
-        ("blur_faces", "min_score", 1.5), ("blur_faces", "strength", 0), ("blur_faces", "strength", 101), ("ocr", "min_score", -0.1),
+        ("resize", "width", 0),
+        ("resize", "width", 16385),
+        ("resize", "height", -1),
+        ("resize", "fit", "stretch"),
+        ("resize", "gravity", "up"),
+        ("resize", "upscale", "yes"),
+        ("crop", "left", -1),
+        ("crop", "width", 0),
+        ("rotate", "degrees", "ninety"),
+        ("flip", "direction", "diagonal"),
+        ("blur", "sigma", 0.0),
+        ("blur", "sigma", 101),
+        ("sharpen", "amount", 11),
+        ("sharpen", "radius", 0),
+        ("adjust", "brightness", 4.5),
+        ("adjust", "contrast", -0.1),
+        ("watermark", "text", ""),
+        ("watermark", "text", "x" * 201),
+        ("watermark", "opacity", 1.5),
+        ("watermark", "position", "middle"),
+        ("convert", "quality", 0),
+        ("convert", "quality", 101),
+        ("convert", "format", "bmp"),
+        ("convert", "progressive", 1),
+        ("blur_faces", "min_score", 1.5),
+        ("blur_faces", "strength", 0),
+        ("blur_faces", "strength", 101),
+        ("ocr", "min_score", -0.1),
     ]
 )
-VALID_BASE = {"resize": {"width": 10}, "crop": {"left": 0, "top": 0, "width": 1, "height": 1}, "rotate": {"degrees": 90},
-              "flip": {"direction": "vertical"}, "blur": {"sigma": 1}, "watermark": {"text": "x"}, "convert": {"format": "jpeg"}}
+VALID_BASE = {
+    "resize": {"width": 10},
+    "crop": {"left": 0, "top": 0, "width": 1, "height": 1},
+    "rotate": {"degrees": 90},
+    "flip": {"direction": "vertical"},
+    "blur": {"sigma": 1},
+    "watermark": {"text": "x"},
+    "convert": {"format": "jpeg"},
+}
 
 
 @settings(max_examples=150, deadline=None)
 @given(specs(), BAD_VALUES, st.data())
-def test_any_invalid_param_is_refused_with_its_path(raw: dict[str, Any], bad: tuple[str, str, Any], data: st.DataObject) -> None:
+def test_any_invalid_param_is_refused_with_its_path(
+    raw: dict[str, Any], bad: tuple[str, str, Any], data: st.DataObject
+) -> None:
     op, param, value = bad
     i = data.draw(st.integers(0, len(raw["outputs"]) - 1))
     steps_ = raw["outputs"][i]["steps"]

@@ -18,7 +18,13 @@ def test_defaults_are_embedded() -> None:
 
 
 def test_values_are_parsed_from_strings() -> None:
-    s = Settings.from_env({"PIXTOOLS_MAX_PIXELS": "1000", "PIXTOOLS_WEBHOOK_ALLOW_PRIVATE": "true", "PIXTOOLS_WEBHOOK_CB_RESET_TIMEOUT": "2.5"})
+    s = Settings.from_env(
+        {
+            "PIXTOOLS_MAX_PIXELS": "1000",
+            "PIXTOOLS_WEBHOOK_ALLOW_PRIVATE": "true",
+            "PIXTOOLS_WEBHOOK_CB_RESET_TIMEOUT": "2.5",
+        }
+    )
     assert (s.max_pixels, s.webhook_allow_private, s.webhook_cb_reset_timeout) == (1000, True, 2.5)
 
 

@@ -26,7 +26,11 @@ def error_of(raw: str) -> SpecError:
 
 def test_contract_example_is_accepted_with_defaults_filled_in() -> None:
     raw = spec(
-        out("thumb", {"op": "resize", "width": 320, "height": 320, "fit": "cover"}, {"op": "convert", "format": "webp", "quality": 80}),
+        out(
+            "thumb",
+            {"op": "resize", "width": 320, "height": 320, "fit": "cover"},
+            {"op": "convert", "format": "webp", "quality": 80},
+        ),
         out("private", {"op": "blur_faces"}, {"op": "convert", "format": "jpeg", "quality": 85}),
         metadata=True,
         webhook_url="https://client.example/hooks/pixtools",
@@ -34,9 +38,19 @@ def test_contract_example_is_accepted_with_defaults_filled_in() -> None:
     data = spec_to_builtins(parse_spec(raw))
     assert data["archive"] is True  # more than one output
     assert data["outputs"][0]["steps"][0] == {
-        "op": "resize", "width": 320, "height": 320, "fit": "cover", "gravity": "center", "upscale": False,
+        "op": "resize",
+        "width": 320,
+        "height": 320,
+        "fit": "cover",
+        "gravity": "center",
+        "upscale": False,
     }
-    assert data["outputs"][1]["steps"][0] == {"op": "blur_faces", "min_score": 0.5, "strength": 50, "shape": "ellipse"}
+    assert data["outputs"][1]["steps"][0] == {
+        "op": "blur_faces",
+        "min_score": 0.5,
+        "strength": 50,
+        "shape": "ellipse",
+    }
 
 
 def test_archive_defaults_to_false_for_one_output() -> None:
@@ -53,16 +67,37 @@ def test_output_queue_is_ml_when_any_step_is_ml() -> None:
 @pytest.mark.parametrize(
     ("raw", "field"),
     [
-        (spec(out("a", {"op": "resize", "width": 1}, {"op": "convert", "format": "webp", "quality": 101})), "outputs[0].steps[1].quality"),
+        (
+            spec(
+                out(
+                    "a",
+                    {"op": "resize", "width": 1},
+                    {"op": "convert", "format": "webp", "quality": 101},
+                )
+            ),
+            "outputs[0].steps[1].quality",
+        ),
         (spec(out("a", {"op": "nope"})), "outputs[0].steps[0].op"),
-        (spec(out("a", {"op": "resize", "width": 1, "colour": "red"})), "outputs[0].steps[0].colour"),
+        (
+            spec(out("a", {"op": "resize", "width": 1, "colour": "red"})),
+            "outputs[0].steps[0].colour",
+        ),
         (spec(out("a", {"op": "resize"})), "outputs[0].steps[0].width"),
         (spec(out("a", {"op": "resize", "width": 0})), "outputs[0].steps[0].width"),
         (spec(out("a", {"op": "resize", "width": "10"})), "outputs[0].steps[0].width"),
         (spec(out("a", {"op": "blur", "sigma": 100.5})), "outputs[0].steps[0].sigma"),
-        (spec(out("a", {"op": "convert", "format": "png", "quality": 80})), "outputs[0].steps[0].quality"),
-        (spec(out("a", {"op": "convert", "format": "jpeg", "lossless": True})), "outputs[0].steps[0].lossless"),
-        (spec(out("a", {"op": "convert", "format": "jpeg"}, {"op": "grayscale"})), "outputs[0].steps[0].op"),
+        (
+            spec(out("a", {"op": "convert", "format": "png", "quality": 80})),
+            "outputs[0].steps[0].quality",
+        ),
+        (
+            spec(out("a", {"op": "convert", "format": "jpeg", "lossless": True})),
+            "outputs[0].steps[0].lossless",
+        ),
+        (
+            spec(out("a", {"op": "convert", "format": "jpeg"}, {"op": "grayscale"})),
+            "outputs[0].steps[0].op",
+        ),
         (spec(out("a"), out("a")), "outputs[1].name"),
         (spec(out("Bad Name")), "outputs[0].name"),
         (spec(*[out(f"o{i}") for i in range(11)]), "outputs"),
@@ -71,7 +106,10 @@ def test_output_queue_is_ml_when_any_step_is_ml() -> None:
         (spec(out(), webhook_url="ftp://example.com/x"), "webhook_url"),
         (spec(out(), webhook_url="/relative"), "webhook_url"),
         (spec(out(), extra_field=1), "extra_field"),
-        (spec(out("a", {"op": "rotate", "degrees": 10, "background": "blue"})), "outputs[0].steps[0].background"),
+        (
+            spec(out("a", {"op": "rotate", "degrees": 10, "background": "blue"})),
+            "outputs[0].steps[0].background",
+        ),
         (spec(out("a", {"op": "watermark", "text": ""})), "outputs[0].steps[0].text"),
         (spec(out("a", {"op": "blur_faces", "shape": "star"})), "outputs[0].steps[0].shape"),
         ("{not json", "spec"),

@@ -26,4 +26,8 @@ def test_final_status_needs_every_output_terminal(outputs: list[str]) -> None:
 
 
 def test_webhook_events() -> None:
-    assert [webhook_event(s) for s in ("succeeded", "partial", "failed")] == ["job.succeeded", "job.partial", "job.failed"]
+    assert [webhook_event(s) for s in ("succeeded", "partial", "failed")] == [
+        "job.succeeded",
+        "job.partial",
+        "job.failed",
+    ]

@@ -28,7 +28,20 @@ def test_signature_is_hmac_of_timestamp_and_raw_body() -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fe80::1", "224.0.0.1", "0.0.0.0", "100.64.0.1", "::ffff:127.0.0.1", "fd00::1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "224.0.0.1",
+        "0.0.0.0",
+        "100.64.0.1",
+        "::ffff:127.0.0.1",
+        "fd00::1",
+    ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
@@ -39,7 +52,16 @@ def test_public_addresses_pass(address: str) -> None:
     assert is_public(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1/x", "http://localhost:8080/hook", "http://169.254.169.254/latest/meta-data", "http://[::1]/", "http://0x7f000001/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x",
+        "http://localhost:8080/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://0x7f000001/",
+    ],
+)
 async def test_guard_refuses_urls_resolving_inside(url: str) -> None:
     with pytest.raises(UnsafeWebhookUrl):
         await resolve_public(url)
@@ -50,8 +72,14 @@ async def test_guard_allows_private_only_when_configured() -> None:
 
 
 def test_pinned_url_keeps_path_and_host_header() -> None:
-    assert pinned_url("https://hooks.example:8443/a/b?c=1", "203.0.113.9") == ("https://203.0.113.9:8443/a/b?c=1", "hooks.example:8443")
-    assert pinned_url("http://h.example/x", "2001:db8::1") == ("http://[2001:db8::1]/x", "h.example")
+    assert pinned_url("https://hooks.example:8443/a/b?c=1", "203.0.113.9") == (
+        "https://203.0.113.9:8443/a/b?c=1",
+        "hooks.example:8443",
+    )
+    assert pinned_url("http://h.example/x", "2001:db8::1") == (
+        "http://[2001:db8::1]/x",
+        "h.example",
+    )
 
 
 @given(st.integers(1, 60), st.floats(0.1, 10), st.floats(1, 600))

@@ -33,7 +33,7 @@ def _dead_letters(services: Services) -> DeadLetters:
 
 class AdminController(Controller):
     path = "/api/v1/admin"
-    tags = ["admin"]  # noqa: RUF012
+    tags = ["admin"]
 
     @get("/dead-letters", summary="Dead-lettered messages")
     async def list_dead_letters(
@@ -44,11 +44,13 @@ class AdminController(Controller):
         limit: Annotated[int, Parameter(query="limit", ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         dlq = _dead_letters(services)
-        items = await asyncio.to_thread(dlq.list, queue, limit=limit)
+        items = await asyncio.to_thread(dlq.browse, queue, limit=limit)
         return {"queue": queue, "items": items}
 
     @post("/dead-letters/replay", status_code=200, summary="Replay dead-lettered messages")
-    async def replay(self, services: Services, admin: Principal, data: ReplayRequest) -> dict[str, Any]:
+    async def replay(
+        self, services: Services, admin: Principal, data: ReplayRequest
+    ) -> dict[str, Any]:
         if not data.all and not data.message_ids:
             raise HTTPException(
                 status_code=400,
@@ -61,7 +63,9 @@ class AdminController(Controller):
         return {"queue": data.queue, "replayed": replayed}
 
     @delete("/dead-letters", status_code=200, summary="Purge a dead-letter queue")
-    async def purge(self, services: Services, admin: Principal, queue: QueueParam) -> dict[str, Any]:
+    async def purge(
+        self, services: Services, admin: Principal, queue: QueueParam
+    ) -> dict[str, Any]:
         dlq = _dead_letters(services)
         purged = await asyncio.to_thread(dlq.purge, queue)
         return {"queue": queue, "purged": purged}

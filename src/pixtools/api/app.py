@@ -32,7 +32,11 @@ from pixtools.api.auth import provide_admin, provide_principal
 from pixtools.api.catalogue import operations
 from pixtools.api.health import health, livez, metrics, readyz
 from pixtools.api.jobs import JobController, webhook_attempts
-from pixtools.api.middleware import RateLimitMiddleware, RequestMetricsMiddleware, SecurityHeadersMiddleware
+from pixtools.api.middleware import (
+    RateLimitMiddleware,
+    RequestMetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from pixtools.observability.metrics import ApiMetrics
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
@@ -54,7 +58,11 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail, "extra": exc.extra}
+    body: dict[str, Any] = {
+        "status_code": exc.status_code,
+        "detail": exc.detail,
+        "extra": exc.extra,
+    }
     if exc.status_code >= 500 and exc.status_code not in (503,):
         log.error("server error on %s %s: %s", request.method, request.url.path, exc.detail)
     return Response(body, status_code=exc.status_code, headers=exc.headers)
@@ -150,7 +158,9 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             openapi_json,
             docs,
             redoc,
-            create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True, include_in_schema=False),
+            create_static_files_router(
+                path="/", directories=[STATIC_DIR], html_mode=True, include_in_schema=False
+            ),
         ],
         dependencies={
             "services": Provide(_provide_services, sync_to_thread=False),

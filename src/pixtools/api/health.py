@@ -27,7 +27,9 @@ async def _timed(check: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-def _broker_check(request: Request[Any, Any, Any], services: Services) -> Callable[[], Awaitable[None]]:
+def _broker_check(
+    request: Request[Any, Any, Any], services: Services
+) -> Callable[[], Awaitable[None]]:
     url = services.settings.rabbitmq_url
 
     async def check() -> None:
@@ -103,7 +105,12 @@ async def health(request: Request[Any, Any, Any], services: Services) -> Respons
     return Response(body, status_code=503 if down else 200)
 
 
-@get("/metrics", tags=["health"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+@get(
+    "/metrics",
+    tags=["health"],
+    summary="Prometheus metrics",
+    media_type="text/plain; version=0.0.4",
+)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     m = request.app.state.metrics
     relay = getattr(request.app.state, "relay", None)

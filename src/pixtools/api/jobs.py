@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
@@ -22,7 +21,6 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from pixtools.api.auth import Principal
-from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
 from pixtools.imaging import (
     FORMATS,
     ImageError,
@@ -37,6 +35,7 @@ from pixtools.spec.status import TERMINAL_JOB
 from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, NewJob, NewOutput
 from pixtools.store.objects import ObjectNotFound, source_key
 from pixtools.store.webhooks import WebhookRepository
+from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
 from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
 
 SNIFF_BYTES = 64
@@ -60,7 +59,7 @@ class Conflict(HTTPException):
 
 class JobController(Controller):
     path = "/api/v1/jobs"
-    tags = ["jobs"]  # noqa: RUF012
+    tags = ["jobs"]
 
     @post(
         "/",
@@ -112,7 +111,9 @@ class JobController(Controller):
         try:
             info = await asyncio.to_thread(probe, body, max_pixels=settings.max_pixels)
         except UnsupportedFormat as exc:
-            raise HTTPException(status_code=415, detail=f"file: {exc}", extra={"field": "file"}) from None
+            raise HTTPException(
+                status_code=415, detail=f"file: {exc}", extra={"field": "file"}
+            ) from None
         except ImageError as exc:
             raise HTTPException(
                 status_code=exc.http_status, detail=f"file: {exc}", extra={"field": "file"}
@@ -128,7 +129,9 @@ class JobController(Controller):
             claim = IdempotencyClaim(principal.owner, idempotency_key, digest.hexdigest())
             found = await services.jobs.find_idempotent(principal.owner, idempotency_key)
             if found is not None:
-                return await self._replay(services, principal, found[1], found[0] == claim.request_hash)
+                return await self._replay(
+                    services, principal, found[1], found[0] == claim.request_hash
+                )
 
         metadata = None
         if spec.metadata:
@@ -205,7 +208,9 @@ class JobController(Controller):
             ),
         ] = None,
         limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)] = None,
+        cursor: Annotated[
+            str | None, Parameter(query="cursor", required=False, max_length=200)
+        ] = None,
     ) -> JobPage:
         before = None
         if cursor:
@@ -213,7 +218,7 @@ class JobController(Controller):
                 before = decode_cursor(cursor)
             except (ValueError, UnicodeDecodeError):
                 raise field_error("cursor", "not a cursor returned by this API") from None
-        records = await services.jobs.list(
+        records = await services.jobs.page(
             principal.owner, status=status, limit=limit + 1, before=before
         )
         page, more = records[:limit], len(records) > limit
@@ -240,9 +245,15 @@ class JobController(Controller):
         if out.status != "succeeded":
             raise Conflict(detail=f"output {name!r} is {out.status}", extra={"status": out.status})
         if out.object_key is None:
-            raise Conflict(detail=f"output {name!r} is an analysis: see its result", extra={"status": out.status})
+            raise Conflict(
+                detail=f"output {name!r} is an analysis: see its result",
+                extra={"status": out.status},
+            )
         return await _object_response(
-            services, out.object_key, f"{name}.{out.object_key.rsplit('.', 1)[-1]}", out.content_type or "application/octet-stream"
+            services,
+            out.object_key,
+            f"{name}.{out.object_key.rsplit('.', 1)[-1]}",
+            out.content_type or "application/octet-stream",
         )
 
     @get("/{job_id:uuid}/archive", summary="Download the ZIP of all succeeded outputs")
@@ -256,10 +267,14 @@ class JobController(Controller):
         if job.archive_status is None:
             raise NotFoundException(detail="this job has no archive (spec.archive is false)")
         if job.archive_status != "succeeded" or job.archive_key is None:
-            raise Conflict(detail=f"archive is {job.archive_status}", extra={"status": job.archive_status})
+            raise Conflict(
+                detail=f"archive is {job.archive_status}", extra={"status": job.archive_status}
+            )
         return await _object_response(services, job.archive_key, f"{job_id}.zip", "application/zip")
 
-    @post("/{job_id:uuid}/retry", status_code=HTTP_202_ACCEPTED, summary="Re-run the failed outputs")
+    @post(
+        "/{job_id:uuid}/retry", status_code=HTTP_202_ACCEPTED, summary="Re-run the failed outputs"
+    )
     async def retry(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobOut:
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
@@ -300,7 +315,11 @@ class WebhookAttemptOut(msgspec.Struct):
     delivery_id: str
 
 
-@get("/api/v1/jobs/{job_id:uuid}/webhook-attempts", tags=["jobs"], summary="Webhook delivery attempts")
+@get(
+    "/api/v1/jobs/{job_id:uuid}/webhook-attempts",
+    tags=["jobs"],
+    summary="Webhook delivery attempts",
+)
 async def webhook_attempts(
     services: Services, principal: Principal, job_id: uuid.UUID
 ) -> list[WebhookAttemptOut]:

@@ -11,7 +11,15 @@ import msgspec
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from pixtools.api.auth import presented_key
 
@@ -68,7 +76,7 @@ class RequestMetricsMiddleware(ASGIMiddleware):
         finally:
             metrics = scope["litestar_app"].state.metrics
             route = scope.get("path_template") or (scope["path"] if status != 404 else "unmatched")
-            method = scope["method"]
+            method = str(scope.get("method", ""))
             metrics.requests.labels(method, route, str(status)).inc()
             metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
@@ -111,19 +119,27 @@ class RateLimitMiddleware(ASGIMiddleware):
         if hits > limit:
             retry_after = str(max(1, int(reset) + 1))
             body = msgspec.json.encode(
-                {"status_code": 429, "detail": "rate limit exceeded", "extra": {"retry_after": int(retry_after)}}
-            )
-            await send(
                 {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"retry-after", retry_after.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
+                    "status_code": 429,
+                    "detail": "rate limit exceeded",
+                    "extra": {"retry_after": int(retry_after)},
                 }
             )
-            await send({"type": "http.response.body", "body": body})
+            start: HTTPResponseStartEvent = {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", retry_after.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+            end: HTTPResponseBodyEvent = {
+                "type": "http.response.body",
+                "body": body,
+                "more_body": False,
+            }
+            await send(start)
+            await send(end)
             return
         await next_app(scope, receive, send)

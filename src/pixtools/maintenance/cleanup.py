@@ -33,6 +33,10 @@ async def cleanup_once(settings: Settings) -> dict[str, Any]:
                     await services.objects.delete(key)
                     removed_objects += 1
         sent = await OutboxRepository(services.db).delete_sent_before(settings.retention_hours)
-        return {"jobs_removed": removed_jobs, "objects_removed": removed_objects, "outbox_rows_removed": sent}
+        return {
+            "jobs_removed": removed_jobs,
+            "objects_removed": removed_objects,
+            "outbox_rows_removed": sent,
+        }
     finally:
         await services.close()

@@ -46,7 +46,9 @@ def _summary(body: bytes, props: Any) -> dict[str, Any]:
         "args": args,
         "retries": options.get("retries", 0),
         "error": trace[-1] if trace else None,
-        "enqueued_at": datetime.fromtimestamp(msg.get("message_timestamp", 0) / 1000, UTC).isoformat(),
+        "enqueued_at": datetime.fromtimestamp(
+            msg.get("message_timestamp", 0) / 1000, UTC
+        ).isoformat(),
         "dead_at": dead_at,
     }
 
@@ -79,7 +81,7 @@ class DeadLetters:
         except pika.exceptions.ChannelClosedByBroker:
             return -1
 
-    def list(self, queue: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    def browse(self, queue: str, *, limit: int = 50) -> list[dict[str, Any]]:
         self._check(queue)
         out: list[dict[str, Any]] = []
         with self._channel() as ch:
@@ -104,7 +106,7 @@ class DeadLetters:
                 return 0
             ch.confirm_delivery()
             for _ in range(min(count, MAX_SCAN)):
-                method, props, body = ch.basic_get(xq_name(queue), auto_ack=False)
+                method, _props, body = ch.basic_get(xq_name(queue), auto_ack=False)
                 if method is None:
                     break
                 try:
@@ -113,7 +115,11 @@ class DeadLetters:
                     continue  # left unacked: stays in the dead-letter queue
                 if wanted is not None and msg.get("message_id") not in wanted:
                     continue
-                options = {k: v for k, v in (msg.get("options") or {}).items() if k not in ("retries", "traceback", "eta")}
+                options = {
+                    k: v
+                    for k, v in (msg.get("options") or {}).items()
+                    if k not in ("retries", "traceback", "eta")
+                }
                 msg["options"] = options
                 msg["queue_name"] = queue
                 ch.basic_publish(

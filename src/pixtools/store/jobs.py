@@ -80,6 +80,18 @@ class OutputDone:
     result: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What recording an output's end did: ``recorded`` is False when this attempt had been
+    fenced off (nothing written); ``last`` when it was the job's last pending output."""
+
+    recorded: bool
+    last: bool = False
+
+    def __bool__(self) -> bool:
+        return self.recorded
+
+
 class IdempotencyConflict(Exception):
     """The key was used before; ``job_id`` and whether the request matches are attached."""
 
@@ -200,7 +212,7 @@ class JobRepository:
             outputs = await self._outputs(s, [job_id])
             return JobRecord(job, outputs.get(job_id, []))
 
-    async def list(
+    async def page(
         self,
         owner: str | None,
         *,
@@ -297,8 +309,8 @@ class JobRepository:
 
     async def succeed_output(
         self, job_id: uuid.UUID, name: str, attempt: int, done: OutputDone
-    ) -> bool:
-        """Record success; returns False when this attempt was fenced off (nothing written)."""
+    ) -> Finished:
+        """Record success (falsy when this attempt was fenced off: nothing written)."""
         values = {
             "status": "succeeded",
             "object_key": done.object_key,
@@ -312,13 +324,15 @@ class JobRepository:
         }
         return await self._finish_output(job_id, name, attempt, values)
 
-    async def fail_output(self, job_id: uuid.UUID, name: str, attempt: int, error: str) -> bool:
+    async def fail_output(self, job_id: uuid.UUID, name: str, attempt: int, error: str) -> Finished:
         """Record a permanent failure of this output."""
-        return await self._finish_output(job_id, name, attempt, {"status": "failed", "error": error})
+        return await self._finish_output(
+            job_id, name, attempt, {"status": "failed", "error": error}
+        )
 
     async def _finish_output(
         self, job_id: uuid.UUID, name: str, attempt: int, values: dict[str, Any]
-    ) -> bool:
+    ) -> Finished:
         now = utcnow()
         async with self.db.transaction() as s:
             updated = await s.execute(
@@ -332,13 +346,20 @@ class JobRepository:
                 .values(finished_at=now, heartbeat_at=None, **values)
             )
             if not updated.rowcount:  # type: ignore[attr-defined]
-                return False
-            await self._count_down(s, job_id, now)
-        self.db.wake_local()
-        return True
+                return Finished(recorded=False)
+            remaining = await self._count_down(s, job_id, now, enqueue_finalize=False)
+        return Finished(recorded=True, last=remaining == 0)
 
-    async def _count_down(self, s: AsyncSession, job_id: uuid.UUID, now: datetime) -> None:
-        """Fan-in: the output that brings the pending count to zero enqueues finalize."""
+    async def _count_down(
+        self, s: AsyncSession, job_id: uuid.UUID, now: datetime, *, enqueue_finalize: bool
+    ) -> int:
+        """Fan-in: an atomic decrement of the job's pending count; returns what remains.
+
+        The worker whose output brings it to zero finalizes the job at once, in process
+        (a finalize message would queue behind every other pending output). Should that
+        worker die first, the reconciler finds the job (all outputs terminal, not finished)
+        and enqueues finalize. Other callers enqueue finalize through the outbox here.
+        """
         remaining = (
             await s.execute(
                 sa.update(JobRow)
@@ -347,9 +368,10 @@ class JobRepository:
                 .returning(JobRow.pending_outputs)
             )
         ).scalar_one()
-        if remaining == 0:
+        if remaining == 0 and enqueue_finalize:
             s.add(_outbox_row("standard", FINALIZE_ACTOR, [str(job_id)], job_id))
             await self.db.notify_outbox(s)
+        return int(remaining)
 
     async def retry_output_later(
         self, job_id: uuid.UUID, name: str, attempt: int, error: str, delay: float
@@ -402,14 +424,18 @@ class JobRepository:
             job.finished_at = now
             if job.webhook_url:
                 job.webhook_status = "pending"
-                s.add(_outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id))
+                s.add(
+                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
+                )
                 await self.db.notify_outbox(s)
         self.db.wake_local()
         return status
 
     # --- maintenance --------------------------------------------------------------------
 
-    async def requeue_stale_outputs(self, *, stale_after: float, max_attempts: int) -> tuple[int, int]:
+    async def requeue_stale_outputs(
+        self, *, stale_after: float, max_attempts: int
+    ) -> tuple[int, int]:
         """Re-publish outputs whose worker died; fail those out of attempts. (requeued, failed)."""
         now = utcnow()
         stale = now - timedelta(seconds=stale_after)
@@ -431,15 +457,20 @@ class JobRepository:
                     )
                     row.finished_at = now
                     row.heartbeat_at = None
-                    await self._count_down(s, row.job_id, now)
+                    await self._count_down(s, row.job_id, now, enqueue_finalize=True)
                     failed += 1
                 else:
                     row.status = "pending"
-                    row.error = f"worker lost during attempt {row.attempts}; re-queued by the reconciler"
+                    row.error = (
+                        f"worker lost during attempt {row.attempts}; re-queued by the reconciler"
+                    )
                     row.heartbeat_at = None
                     s.add(
                         _outbox_row(
-                            row.queue, PROCESS_ACTOR[row.queue], [str(row.job_id), row.name], row.job_id
+                            row.queue,
+                            PROCESS_ACTOR[row.queue],
+                            [str(row.job_id), row.name],
+                            row.job_id,
                         )
                     )
                     requeued += 1
@@ -475,7 +506,7 @@ class JobRepository:
         return len(ids)
 
     async def retry_failed_outputs(self, job_id: uuid.UUID, owner: str | None) -> list[str] | None:
-        """Re-run the failed outputs of a terminal job; None if the job is unknown or not terminal."""
+        """Re-run the failed outputs of a finished job; None if unknown or not finished."""
         now = utcnow()
         async with self.db.transaction() as s:
             job = await s.get(JobRow, job_id, with_for_update=True)
@@ -522,7 +553,9 @@ class JobRepository:
             if jobs:
                 ids = [j.id for j in jobs]
                 await s.execute(sa.delete(OutputRow).where(OutputRow.job_id.in_(ids)))
-                await s.execute(sa.delete(IdempotencyKeyRow).where(IdempotencyKeyRow.job_id.in_(ids)))
+                await s.execute(
+                    sa.delete(IdempotencyKeyRow).where(IdempotencyKeyRow.job_id.in_(ids))
+                )
                 await s.execute(sa.delete(OutboxRow).where(OutboxRow.job_id.in_(ids)))
                 await s.execute(sa.delete(JobRow).where(JobRow.id.in_(ids)))
         return removed

@@ -57,7 +57,7 @@ class ApiKeyRepository:
             )
             return _key(row) if row else None
 
-    async def list(self) -> list[ApiKey]:
+    async def all(self) -> list[ApiKey]:
         async with self.db.sessions() as s:
             rows = await s.scalars(sa.select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             return [_key(r) for r in rows]

@@ -56,9 +56,9 @@ class OutboxRepository:
             return int(
                 (
                     await s.scalar(
-                        sa.select(sa.func.count()).select_from(OutboxRow).where(
-                            OutboxRow.sent_at.is_(None)
-                        )
+                        sa.select(sa.func.count())
+                        .select_from(OutboxRow)
+                        .where(OutboxRow.sent_at.is_(None))
                     )
                 )
                 or 0

@@ -76,6 +76,13 @@ class WebhookRepository:
                 .order_by(WebhookAttemptRow.attempt)
             )
             return [
-                Attempt(r.attempt, aware(r.at), r.status_code, r.error, r.duration_ms, str(r.delivery_id))
+                Attempt(
+                    r.attempt,
+                    aware(r.at),
+                    r.status_code,
+                    r.error,
+                    r.duration_ms,
+                    str(r.delivery_id),
+                )
                 for r in rows
             ]

@@ -57,8 +57,13 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
     allowed, wait = await breaker.allow(dest)
     if not allowed:
         await repo.record(
-            job_id, delivery_id, status_code=None, error="circuit open for this destination",
-            duration_ms=0.0, outcome="circuit_open", retry_in=wait + random.uniform(0, 1),
+            job_id,
+            delivery_id,
+            status_code=None,
+            error="circuit open for this destination",
+            duration_ms=0.0,
+            outcome="circuit_open",
+            retry_in=wait + random.uniform(0, 1),
         )
         return
 
@@ -80,7 +85,9 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
         target, host_header = pinned_url(url, addresses[0])
         headers["Host"] = host_header
         extensions = {"sni_hostname": urlsplit(url).hostname} if url.startswith("https") else {}
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            timeout=settings.webhook_timeout, follow_redirects=False
+        ) as client:
             resp = await client.post(target, content=body, headers=headers, extensions=extensions)
         status_code = resp.status_code
         if not 200 <= status_code < 300:
@@ -93,18 +100,37 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
 
     if error is None:
         await breaker.success(dest)
-        await repo.record(job_id, delivery_id, status_code=status_code, error=None, duration_ms=duration_ms, outcome="delivered")
+        await repo.record(
+            job_id,
+            delivery_id,
+            status_code=status_code,
+            error=None,
+            duration_ms=duration_ms,
+            outcome="delivered",
+        )
         return
     await breaker.failure(dest)
     attempts_so_far = job.webhook_attempts + 1
     permanent = error.startswith("refused:")
     if permanent or attempts_so_far >= settings.webhook_max_attempts:
-        await repo.record(job_id, delivery_id, status_code=status_code, error=error, duration_ms=duration_ms, outcome="failed")
+        await repo.record(
+            job_id,
+            delivery_id,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            outcome="failed",
+        )
         log.warning("webhook for job %s failed for good: %s", job_id, error)
         return
     delay = backoff(attempts_so_far, settings.webhook_backoff_base, settings.webhook_backoff_cap)
     await repo.record(
-        job_id, delivery_id, status_code=status_code, error=error, duration_ms=duration_ms,
-        outcome="retry", retry_in=delay,
+        job_id,
+        delivery_id,
+        status_code=status_code,
+        error=error,
+        duration_ms=duration_ms,
+        outcome="retry",
+        retry_in=delay,
     )
     log.info("webhook for job %s failed (%s); retry in %.1f s", job_id, error, delay)

@@ -38,9 +38,7 @@ async def resolve_public(url: str, *, allow_private: bool = False) -> list[str]:
         raise UnsafeWebhookUrl("must be an absolute http(s) URL")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
-        )
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeWebhookUrl(f"host {host!r} does not resolve") from exc
     addresses = sorted({str(info[4][0]) for info in infos})

@@ -13,7 +13,9 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300, now: int | None = None) -> bool:
+def verify(
+    secret: str, body: bytes, header: str, *, tolerance: int = 300, now: int | None = None
+) -> bool:
     """What a receiver does: check the MAC in constant time and the timestamp's age."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))

@@ -23,7 +23,13 @@ import dramatiq
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import Cache
-from pixtools.store.jobs import FINALIZE_ACTOR, PROCESS_ACTOR, WEBHOOK_ACTOR, OutputDone
+from pixtools.store.jobs import (
+    FINALIZE_ACTOR,
+    PROCESS_ACTOR,
+    WEBHOOK_ACTOR,
+    Finished,
+    OutputDone,
+)
 from pixtools.store.objects import archive_key, output_key
 
 log = logging.getLogger(__name__)
@@ -67,7 +73,9 @@ def runtime() -> WorkerRuntime:
 
 
 @asynccontextmanager
-async def heartbeating(svc: Services, job_id: uuid.UUID, name: str, attempt: int) -> AsyncIterator[None]:
+async def heartbeating(
+    svc: Services, job_id: uuid.UUID, name: str, attempt: int
+) -> AsyncIterator[None]:
     """Touch the output row while it is worked on, so the reconciler can tell a dead worker."""
 
     async def beat() -> None:
@@ -86,10 +94,7 @@ async def heartbeating(svc: Services, job_id: uuid.UUID, name: str, attempt: int
 
 
 async def process_output(job_id: str, name: str) -> None:
-    """Render one output of a job and store it."""
-    from pixtools.imaging import ImageError, render_output
-    from pixtools.spec.job import steps_from_builtins
-
+    """Render one output of a job and store it; the job's last output finalizes it."""
     svc = runtime().services()
     jid = uuid.UUID(job_id)
     out = await svc.jobs.claim_output(jid, name, stale_after=svc.settings.stale_after_seconds)
@@ -101,27 +106,46 @@ async def process_output(job_id: str, name: str) -> None:
     assert record is not None
     started = time.perf_counter()
     async with heartbeating(svc, jid, name, attempt):
-        try:
-            source = await svc.objects.get(record.job.source["key"])
-            steps = steps_from_builtins(out.steps)
-            rendered = await asyncio.to_thread(
-                render_output, source, steps, max_pixels=svc.settings.max_pixels
-            )
-        except ImageError as exc:
-            await svc.jobs.fail_output(jid, name, attempt, str(exc))
-            log.info("output %s/%s failed permanently: %s", job_id, name, exc)
-            return
-        except (MemoryError, RecursionError) as exc:
-            await svc.jobs.fail_output(jid, name, attempt, f"{type(exc).__name__}: image too complex")
-            return
-        except Exception as exc:
-            await _transient_failure(svc, jid, name, attempt, exc)
-            return
-        key = None
-        if rendered.data is not None:
-            assert rendered.extension and rendered.content_type
-            key = output_key(job_id, name, rendered.extension)
-            await svc.objects.put(key, rendered.data, rendered.content_type)
+        finished = await _render_and_store(
+            svc, record.job.source["key"], jid, name, out.steps, attempt
+        )
+    if not finished:
+        log.warning("output %s/%s attempt %d was superseded; result dropped", job_id, name, attempt)
+        return
+    log.info("output %s/%s ended in %.0f ms", job_id, name, (time.perf_counter() - started) * 1000)
+    if finished.last:
+        await finalize_job(job_id)
+
+
+async def _render_and_store(
+    svc: Services, source_key: str, jid: uuid.UUID, name: str, steps_data: list[Any], attempt: int
+) -> Finished:
+    from pixtools.imaging import ImageError, render_output
+    from pixtools.spec.job import steps_from_builtins
+
+    try:
+        source = await svc.objects.get(source_key)
+        rendered = await asyncio.to_thread(
+            render_output,
+            source,
+            steps_from_builtins(steps_data),
+            max_pixels=svc.settings.max_pixels,
+        )
+    except ImageError as exc:
+        log.info("output %s/%s failed permanently: %s", jid, name, exc)
+        return await svc.jobs.fail_output(jid, name, attempt, str(exc))
+    except (MemoryError, RecursionError) as exc:
+        return await svc.jobs.fail_output(
+            jid, name, attempt, f"{type(exc).__name__}: image too complex"
+        )
+    except Exception as exc:
+        await _transient_failure(svc, jid, name, attempt, exc)
+        return Finished(recorded=True)
+    key = None
+    if rendered.data is not None:
+        assert rendered.extension and rendered.content_type
+        key = output_key(str(jid), name, rendered.extension)
+        await svc.objects.put(key, rendered.data, rendered.content_type)
     done = OutputDone(
         object_key=key,
         format=rendered.format,
@@ -131,12 +155,7 @@ async def process_output(job_id: str, name: str) -> None:
         bytes=len(rendered.data) if rendered.data is not None else None,
         result=rendered.result,
     )
-    if not await svc.jobs.succeed_output(jid, name, attempt, done):
-        log.warning("output %s/%s attempt %d was superseded; result dropped", job_id, name, attempt)
-        return
-    log.info(
-        "output %s/%s done in %.0f ms", job_id, name, (time.perf_counter() - started) * 1000
-    )
+    return await svc.jobs.succeed_output(jid, name, attempt, done)
 
 
 async def _transient_failure(
@@ -149,7 +168,9 @@ async def _transient_failure(
         return
     delay = random.uniform(0, min(60.0, 2.0**attempt))  # full jitter
     await svc.jobs.retry_output_later(jid, name, attempt, error, delay)
-    log.warning("output %s/%s attempt %d failed; retry in %.1f s", jid, name, attempt, delay, exc_info=exc)
+    log.warning(
+        "output %s/%s attempt %d failed; retry in %.1f s", jid, name, attempt, delay, exc_info=exc
+    )
 
 
 async def finalize_job(job_id: str) -> None:
@@ -169,7 +190,9 @@ async def finalize_job(job_id: str) -> None:
         if files:
             try:
                 archive_obj = archive_key(job_id)
-                blobs = [(f"{n}.{k.rsplit('.', 1)[-1]}", await svc.objects.get(k)) for n, k in files]
+                blobs = [
+                    (f"{n}.{k.rsplit('.', 1)[-1]}", await svc.objects.get(k)) for n, k in files
+                ]
                 data = await asyncio.to_thread(_zip, blobs)
                 await svc.objects.put(archive_obj, data, "application/zip")
                 archive_status = "succeeded"
@@ -178,7 +201,9 @@ async def finalize_job(job_id: str) -> None:
                 archive_status, archive_obj = "failed", None
         else:
             archive_status = "failed"
-    status = await svc.jobs.complete_job(jid, archive_status=archive_status, archive_key=archive_obj)
+    status = await svc.jobs.complete_job(
+        jid, archive_status=archive_status, archive_key=archive_obj
+    )
     if status:
         log.info("job %s %s", job_id, status)
 
@@ -188,8 +213,14 @@ def _zip(files: list[tuple[str, bytes]]) -> bytes:
     # Images are compressed already: store them; deflate only what shrinks (e.g. TIFF, BMP).
     with zipfile.ZipFile(buf, "w") as zf:
         for name, data in files:
-            method = zipfile.ZIP_STORED if name.endswith((".jpeg", ".jpg", ".webp", ".avif", ".png", ".gif")) else zipfile.ZIP_DEFLATED
-            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, compress_type=method)
+            method = (
+                zipfile.ZIP_STORED
+                if name.endswith((".jpeg", ".jpg", ".webp", ".avif", ".png", ".gif"))
+                else zipfile.ZIP_DEFLATED
+            )
+            zf.writestr(
+                zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, compress_type=method
+            )
     return buf.getvalue()
 
 
@@ -220,7 +251,7 @@ def declare_actors(
     ]
     return {
         name: dramatiq.actor(
-            fn, actor_name=name, queue_name=queue, broker=broker, time_limit=time_limit
-        )
+            actor_name=name, queue_name=queue, broker=broker, time_limit=time_limit
+        )(fn)
         for fn, name, queue in specs
     }

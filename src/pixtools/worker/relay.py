@@ -66,7 +66,7 @@ class OutboxRelay:
             log.warning("outbox LISTEN unavailable (%s); polling", exc)
 
     async def _publish(self, row: OutboxRow) -> None:
-        message = dramatiq.Message(
+        message: dramatiq.Message[object] = dramatiq.Message(
             queue_name=row.queue,
             actor_name=row.actor,
             args=tuple(row.args),

@@ -1,0 +1,266 @@
+"""Benchmark of the whole durable pipeline against the same image work in a bare process pool.
+
+Starts `pixtools api` and `pixtools worker --queues standard` as real processes on this
+machine's PostgreSQL and RabbitMQ (a database and vhost of its own, removed afterwards) and
+the **local-folder object store** — a local S3 emulator would spend the same CPU we are
+measuring. Then:
+
+1. idle phase: jobs submitted one at a time, to measure the pipeline's own overhead
+   (submit → a worker starts the output) with nothing queued;
+2. load phase: N jobs (a 12-megapixel JPEG → 800 px wide WebP q80) from C concurrent clients;
+3. baseline: the same N renders in a `ProcessPoolExecutor` of the worker's process count,
+   in this same run.
+
+Prints jobs/s, submit latency p50/p95/p99, queue overhead p50/p95, submit-to-done p50/p95,
+peak RSS of the api and worker process trees, and the pipeline efficiency (pipeline jobs/s
+divided by bare-pool jobs/s).
+
+    python bench/pipeline.py [--jobs 48] [--clients 16] [--processes 2] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = {"outputs": [{"name": "web", "steps": [{"op": "resize", "width": 800}, {"op": "convert", "format": "webp", "quality": 80}]}]}
+
+
+def photo_like_jpeg(width: int = 4000, height: int = 3000) -> bytes:
+    """A 12 MP JPEG with photo-like statistics (smooth gradients plus fine noise)."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([128 + 90 * np.sin(x / 300), 128 + 90 * np.cos(y / 250), 128 + 60 * np.sin((x + y) / 400)], axis=-1)
+    noise = rng.normal(0, 12, (height, width, 3))
+    arr = np.clip(base + noise, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return float(np.percentile(values, q))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of each process tree (parent + children), sampled every 50 ms."""
+
+    def __init__(self, procs: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.procs = procs
+        self.peak = dict.fromkeys(procs, 0)
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            for name, pid in self.procs.items():
+                try:
+                    root = psutil.Process(pid)
+                    tree = [root, *root.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in tree if p.is_running())
+                except psutil.Error:
+                    continue
+                self.peak[name] = max(self.peak[name], rss)
+            time.sleep(0.05)
+
+
+def render_once(data: bytes) -> int:
+    from pixtools.imaging import render_output
+    from pixtools.spec.job import parse_spec
+
+    steps = parse_spec(json.dumps(SPEC)).outputs[0].steps
+    out = render_output(data, steps, max_pixels=50_000_000)
+    return len(out.data or b"")
+
+
+def bare_pool(data: bytes, jobs: int, processes: int) -> float:
+    """Jobs/s of the same renders in a bare process pool (warmed up first)."""
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(render_once, [data] * processes))
+        started = time.perf_counter()
+        list(pool.map(render_once, [data] * jobs))
+        return jobs / (time.perf_counter() - started)
+
+
+def run(cmd: list[str]) -> None:
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=48)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--idle-jobs", type=int, default=15)
+    args = ap.parse_args()
+
+    run_id = secrets.token_hex(3)
+    db, vhost = f"pixtools_bench_{run_id}", f"pixtools_bench_{run_id}"
+    run(["psql", "postgresql://postgres@127.0.0.1/postgres", "-qc", f'CREATE DATABASE "{db}"'])
+    run(["rabbitmqctl", "add_vhost", vhost])
+    run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
+    workdir = Path(tempfile.mkdtemp(prefix="pixtools-bench-"))
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")},
+        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1/{db}",
+        "PIXTOOLS_RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "PIXTOOLS_DATA_DIR": str(workdir),
+        "PIXTOOLS_LOG_LEVEL": "WARNING",
+        "PIXTOOLS_RATE_LIMIT_PER_MINUTE": "0",
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    data = photo_like_jpeg()
+    print(f"source: 4000x3000 JPEG, {len(data) / 1e6:.1f} MB; spec: resize 800 wide, WebP q80")
+    print(f"store: local folder ({workdir}); database: PostgreSQL; broker: RabbitMQ; cores: {os.cpu_count()}")
+    try:
+        subprocess.run([sys.executable, "-m", "pixtools.cli", "migrate"], env=env, check=True, capture_output=True)
+        procs["api"] = subprocess.Popen(
+            [sys.executable, "-m", "pixtools.cli", "api", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "api.log", "wb"), start_new_session=True,  # noqa: SIM115
+        )
+        procs["worker"] = subprocess.Popen(
+            [sys.executable, "-m", "pixtools.cli", "worker", "--queues", "standard", "--processes", str(args.processes), "--threads", str(args.threads)],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "worker.log", "wb"), start_new_session=True,  # noqa: SIM115
+        )
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=args.clients + 4)) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2)  # let worker processes boot
+            sampler = RssSampler({name: p.pid for name, p in procs.items()})
+            sampler.start()
+
+            async def submit() -> tuple[str, float]:
+                t = time.perf_counter()
+                r = await client.post("/api/v1/jobs", files={"file": ("photo.jpg", data, "image/jpeg")}, data={"spec": json.dumps(SPEC)})
+                elapsed = time.perf_counter() - t
+                assert r.status_code == 202, r.text
+                return r.json()["id"], elapsed
+
+            async def wait_done(job_id: str) -> dict[str, Any]:
+                while True:
+                    job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+                    if job["status"] not in ("queued", "running"):
+                        assert job["status"] == "succeeded", job
+                        return job
+                    await asyncio.sleep(0.05)
+
+            # 1. idle: one job at a time.
+            idle_ids = []
+            for _ in range(args.idle_jobs):
+                jid, _ = await submit()
+                await wait_done(jid)
+                idle_ids.append(jid)
+
+            # 2. load: N jobs from C concurrent clients.
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(args.jobs):
+                queue.put_nowait(i)
+            submit_lat: list[float] = []
+            load_ids: list[str] = []
+
+            async def client_loop() -> None:
+                while True:
+                    try:
+                        queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    jid, lat = await submit()
+                    submit_lat.append(lat)
+                    load_ids.append(jid)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client_loop() for _ in range(args.clients)))
+            await asyncio.gather(*(wait_done(j) for j in load_ids))
+            # Throughput from the database's clock: first accepted → last finished.
+            sampler.stop_flag.set()
+
+        timings = await db_timings(env["PIXTOOLS_DATABASE_URL"])
+        wall = time.perf_counter() - started
+    finally:
+        for p in procs.values():
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(p.pid, signal.SIGKILL)
+        subprocess.run(["psql", "postgresql://postgres@127.0.0.1/postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'], capture_output=True)
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+
+    idle = [t for t in timings if t["id"] in set(idle_ids)]
+    load = [t for t in timings if t["id"] in set(load_ids)]
+    span = max(t["finished"] for t in load) - min(t["created"] for t in load)
+    jobs_per_s = len(load) / span
+    pool_rate = bare_pool(data, args.jobs, args.processes)
+
+    ms = 1000
+    print(f"\nworker: {args.processes} process(es) x {args.threads} thread(s); clients: {args.clients}; jobs: {args.jobs}")
+    print(f"throughput            {jobs_per_s:6.2f} jobs/s   (first accepted -> last finished {span:.1f} s; wall {wall:.1f} s)")
+    print(f"submit latency        p50 {pct(submit_lat, 50) * ms:6.1f} ms  p95 {pct(submit_lat, 95) * ms:6.1f} ms  p99 {pct(submit_lat, 99) * ms:6.1f} ms")
+    idle_q = [t["started"] - t["created"] for t in idle]
+    load_q = [t["started"] - t["created"] for t in load]
+    print(f"queue overhead idle   p50 {pct(idle_q, 50) * ms:6.1f} ms  p95 {pct(idle_q, 95) * ms:6.1f} ms   (submit committed -> worker starts; nothing queued)")
+    print(f"queue wait under load p50 {pct(load_q, 50) * ms:6.1f} ms  p95 {pct(load_q, 95) * ms:6.1f} ms   (includes waiting behind other jobs)")
+    done = [t["finished"] - t["created"] for t in load]
+    idle_done = [t["finished"] - t["created"] for t in idle]
+    print(f"submit-to-done load   p50 {pct(done, 50) * ms:6.0f} ms  p95 {pct(done, 95) * ms:6.0f} ms")
+    print(f"submit-to-done idle   p50 {pct(idle_done, 50) * ms:6.0f} ms  p95 {pct(idle_done, 95) * ms:6.0f} ms")
+    print(f"peak RSS              api {sampler.peak['api'] / 2**20:6.0f} MiB   worker (all processes) {sampler.peak['worker'] / 2**20:6.0f} MiB")
+    print(f"bare process pool     {pool_rate:6.2f} jobs/s   ({args.processes} processes, same renders, same run)")
+    print(f"pipeline efficiency   {jobs_per_s / pool_rate * 100:6.1f} %")
+    print(f"stdev submit          {statistics.pstdev(submit_lat) * ms:6.1f} ms")
+
+
+async def db_timings(url: str) -> list[dict[str, Any]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        rows = await conn.fetch(
+            "SELECT j.id::text AS id, extract(epoch FROM j.created_at) AS created, "
+            "extract(epoch FROM o.started_at) AS started, extract(epoch FROM j.finished_at) AS finished "
+            "FROM jobs j JOIN outputs o ON o.job_id = j.id"
+        )
+    finally:
+        await conn.close()
+    return [{k: (float(v) if k != "id" else v) for k, v in dict(r).items()} for r in rows]
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

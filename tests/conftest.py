@@ -65,6 +65,18 @@ def jpeg_bytes(
     return buf.getvalue()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (PIXTOOLS_FORBID_SKIPS=1) a skipped test fails the run: every test must run."""
+    if os.environ.get("PIXTOOLS_FORBID_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        for report in skipped:
+            print(f"\nSKIPPED IN CI (not allowed): {report.nodeid}: {report.longrepr}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 

@@ -6,6 +6,8 @@ this module is a process entry point, the one place where import reads configura
 
 from __future__ import annotations
 
+import os
+
 from pixtools.observability.logs import configure_logging
 from pixtools.settings import Settings
 from pixtools.worker.actors import declare_actors
@@ -13,5 +15,9 @@ from pixtools.worker.broker import build_broker
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
+# Image work is batch work: on a shared host the API's requests go first. (In the
+# cluster, CPU requests/limits of separate pods decide; niceness only orders processes
+# that share a cgroup.)
+os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
 broker = build_broker(settings.rabbitmq_url)
 declare_actors(broker, settings)

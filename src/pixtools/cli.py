@@ -111,11 +111,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         str(args.processes),
         "--threads",
         str(args.threads),
+        "--worker-shutdown-timeout",
+        str(int(args.shutdown_timeout * 1000)),
         "--queues",
         *queues,
     ]
-    # Dramatiq's own shutdown timeout (ms): finish in-flight work within a spot notice.
-    os.environ.setdefault("dramatiq_worker_shutdown_timeout", "90000")
     os.execv(sys.executable, argv)  # noqa: S606
     return 0  # pragma: no cover
 
@@ -268,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", required=True, help="standard, ml or both")
     worker.add_argument("--processes", type=int, default=1)
     worker.add_argument("--threads", type=int, default=5)
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        # Dramatiq's own variable (milliseconds) sets the default, as the manifests do.
+        default=float(os.environ.get("dramatiq_worker_shutdown_timeout", "90000")) / 1000,  # noqa: SIM112
+        help="seconds to finish in-flight work on SIGTERM (default 90: fits a spot's "
+        "2-minute notice; or $dramatiq_worker_shutdown_timeout in ms)",
+    )
     worker.set_defaults(fn=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="alembic upgrade head on the configured database")

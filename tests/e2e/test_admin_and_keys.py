@@ -20,60 +20,112 @@ pytestmark = pytest.mark.services
 
 
 def make_key(stack: Stack, name: str, *, admin: bool = False) -> str:
-    args = [sys.executable, "-m", "pixtools.cli", "keys", "create", name] + (["--admin"] if admin else [])
-    proc = subprocess.run(args, env={**os.environ, **stack.env}, capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
+    args = [sys.executable, "-m", "pixtools.cli", "keys", "create", name] + (
+        ["--admin"] if admin else []
+    )
+    proc = subprocess.run(
+        args,
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
     match = re.search(r"secret \(shown once, store it now\): (\S+)", proc.stdout)
     assert match, proc.stdout
     return match.group(1)
 
 
-async def test_a_key_sees_only_its_own_jobs(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
+async def test_a_key_sees_only_its_own_jobs(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
     alice = {"Authorization": f"Bearer {make_key(services_stack, 'alice')}"}
     bob = {"X-API-Key": make_key(services_stack, "bob")}
     spec = json.dumps({"outputs": [{"name": "a", "steps": [{"op": "grayscale"}]}]})
-    r = await stack_client.post("/api/v1/jobs", files={"file": ("a.jpg", jpeg_bytes(64, 64))}, data={"spec": spec}, headers=alice)
+    r = await stack_client.post(
+        "/api/v1/jobs",
+        files={"file": ("a.jpg", jpeg_bytes(64, 64))},
+        data={"spec": spec},
+        headers=alice,
+    )
     assert r.status_code == 202
     jid = r.json()["id"]
     await wait_job(stack_client, jid, headers=alice)
     assert (await stack_client.get(f"/api/v1/jobs/{jid}", headers=bob)).status_code == 404
     assert (await stack_client.get(f"/api/v1/jobs/{jid}")).status_code == 404  # anonymous
     assert (await stack_client.get(f"/api/v1/jobs/{jid}/outputs/a", headers=bob)).status_code == 404
-    assert jid not in [j["id"] for j in (await stack_client.get("/api/v1/jobs", headers=bob)).json()["items"]]
-    assert [j["id"] for j in (await stack_client.get("/api/v1/jobs", headers=alice)).json()["items"]] == [jid]
+    assert jid not in [
+        j["id"] for j in (await stack_client.get("/api/v1/jobs", headers=bob)).json()["items"]
+    ]
+    assert [
+        j["id"] for j in (await stack_client.get("/api/v1/jobs", headers=alice)).json()["items"]
+    ] == [jid]
     bad = await stack_client.get("/api/v1/jobs", headers={"Authorization": "Bearer pxt_nope"})
     assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
 
 
-async def test_revoked_key_is_refused(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
+async def test_revoked_key_is_refused(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
     secret = make_key(services_stack, "temp")
     key_id = secret.split("_")[1]
     headers = {"Authorization": f"Bearer {secret}"}
     assert (await stack_client.get("/api/v1/jobs", headers=headers)).status_code == 200
     env = {**os.environ, **services_stack.env}
-    subprocess.run([sys.executable, "-m", "pixtools.cli", "keys", "revoke", key_id], env=env, check=True, capture_output=True, cwd=ROOT, timeout=60)
-    listing = subprocess.run([sys.executable, "-m", "pixtools.cli", "keys", "list"], env=env, check=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "pixtools.cli", "keys", "revoke", key_id],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    listing = subprocess.run(
+        [sys.executable, "-m", "pixtools.cli", "keys", "list"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert f"{key_id}\ttemp\tuser\trevoked" in listing.stdout
     assert secret not in listing.stdout  # never shown again
     assert (await stack_client.get("/api/v1/jobs", headers=headers)).status_code == 401
 
 
-async def test_dead_letters_list_replay_purge(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
+async def test_dead_letters_list_replay_purge(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
     admin = {"Authorization": f"Bearer {make_key(services_stack, 'ops', admin=True)}"}
     user = {"Authorization": f"Bearer {make_key(services_stack, 'user')}"}
     assert (await stack_client.get("/api/v1/admin/dead-letters?queue=standard")).status_code == 401
-    assert (await stack_client.get("/api/v1/admin/dead-letters?queue=standard", headers=user)).status_code == 403
-    assert (await stack_client.get("/api/v1/admin/dead-letters?queue=bogus", headers=admin)).status_code == 400
+    assert (
+        await stack_client.get("/api/v1/admin/dead-letters?queue=standard", headers=user)
+    ).status_code == 403
+    assert (
+        await stack_client.get("/api/v1/admin/dead-letters?queue=bogus", headers=admin)
+    ).status_code == 400
 
     # A poison message: finalize_job without its argument fails every time; no retries.
     broker = RabbitmqBroker(url=services_stack.env["PIXTOOLS_RABBITMQ_URL"], confirm_delivery=True)
-    poison = dramatiq.Message(queue_name="standard", actor_name="finalize_job", args=(), kwargs={}, options={"max_retries": 0})
+    poison = dramatiq.Message(
+        queue_name="standard",
+        actor_name="finalize_job",
+        args=(),
+        kwargs={},
+        options={"max_retries": 0},
+    )
     try:
         broker.enqueue(poison)
     finally:
         broker.close()
 
     async def dead() -> list[dict[str, object]]:
-        r = await stack_client.get("/api/v1/admin/dead-letters?queue=standard&limit=50", headers=admin)
+        r = await stack_client.get(
+            "/api/v1/admin/dead-letters?queue=standard&limit=50", headers=admin
+        )
         assert r.status_code == 200
         return [m for m in r.json()["items"] if m["message_id"] == poison.message_id]
 
@@ -83,9 +135,14 @@ async def test_dead_letters_list_replay_purge(stack_client: httpx.AsyncClient, s
         await asyncio.sleep(0.1)
     assert found, "the poison message never reached the dead-letter queue"
     assert found[0]["actor"] == "finalize_job" and "TypeError" in str(found[0]["error"])
+    assert "Traceback" in str(found[0]["traceback"])
     assert await dead() == found  # browsing does not consume
 
-    r = await stack_client.post("/api/v1/admin/dead-letters/replay", json={"queue": "standard", "message_ids": [poison.message_id]}, headers=admin)
+    r = await stack_client.post(
+        "/api/v1/admin/dead-letters/replay",
+        json={"queue": "standard", "message_ids": [poison.message_id]},
+        headers=admin,
+    )
     assert r.json() == {"queue": "standard", "replayed": 1}
     # Replayed, it ran again (and, still poison, failed again into the dead-letter queue).
     for _ in range(100):
@@ -94,7 +151,11 @@ async def test_dead_letters_list_replay_purge(stack_client: httpx.AsyncClient, s
         await asyncio.sleep(0.1)
     assert again and again[0]["enqueued_at"] == found[0]["enqueued_at"]
 
-    assert (await stack_client.post("/api/v1/admin/dead-letters/replay", json={"queue": "standard"}, headers=admin)).status_code == 400
+    assert (
+        await stack_client.post(
+            "/api/v1/admin/dead-letters/replay", json={"queue": "standard"}, headers=admin
+        )
+    ).status_code == 400
     purged = await stack_client.delete("/api/v1/admin/dead-letters?queue=standard", headers=admin)
     assert purged.status_code == 200 and purged.json()["purged"] >= 1
     assert await dead() == []

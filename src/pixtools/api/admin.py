@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -13,6 +14,7 @@ from litestar.params import Parameter
 from pixtools.api.auth import Principal
 from pixtools.maintenance.deadletters import DeadLetters
 from pixtools.services import Services
+from pixtools.worker.middleware import dead_letter_note_key
 
 QueueParam = Annotated[Literal["standard", "ml"], Parameter(query="queue")]
 
@@ -45,6 +47,11 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         dlq = _dead_letters(services)
         items = await asyncio.to_thread(dlq.browse, queue, limit=limit)
+        for item in items:
+            if item.get("error") is None and item.get("message_id"):
+                note = await services.cache.get(dead_letter_note_key(str(item["message_id"])))
+                if note:
+                    item.update(json.loads(note))
         return {"queue": queue, "items": items}
 
     @post("/dead-letters/replay", status_code=200, summary="Replay dead-lettered messages")

@@ -480,6 +480,27 @@ class JobRepository:
             self.db.wake_local()
         return requeued, failed
 
+    async def republish_pending(self) -> int:
+        """Publish again every pending output (after the broker lost its queues).
+
+        Duplicates are harmless (claims are idempotent); a lost message is not.
+        """
+        async with self.db.transaction() as s:
+            rows = (
+                await s.execute(
+                    sa.select(OutputRow.job_id, OutputRow.name, OutputRow.queue).where(
+                        OutputRow.status == "pending"
+                    )
+                )
+            ).all()
+            for job_id, name, queue in rows:
+                s.add(_outbox_row(queue, PROCESS_ACTOR[queue], [str(job_id), name], job_id))
+            if rows:
+                await self.db.notify_outbox(s)
+        if rows:
+            self.db.wake_local()
+        return len(rows)
+
     async def finalize_forgotten(self) -> int:
         """Enqueue finalize for non-terminal jobs whose outputs are all terminal (lost message)."""
         async with self.db.transaction() as s:

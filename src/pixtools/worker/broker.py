@@ -17,10 +17,12 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from pixtools.worker.middleware import DeadLetterNotes
+
 QUEUES = ("standard", "ml")
 
 
-def build_broker(rabbitmq_url: str) -> dramatiq.Broker:
+def build_broker(rabbitmq_url: str, redis_url: str = "") -> dramatiq.Broker:
     """A broker with our middleware; actors are declared on it by ``declare_actors``.
 
     Retries here cover infrastructure failures only (database or store unreachable); an
@@ -38,6 +40,9 @@ def build_broker(rabbitmq_url: str) -> dramatiq.Broker:
         CurrentMessage(),
         AsyncIO(),
     ]
+    if redis_url:
+        # "after" hooks run in reverse order: first in the list, it runs after Retries.
+        middleware.insert(0, DeadLetterNotes(redis_url))
     broker: dramatiq.Broker
     if rabbitmq_url:
         broker = RabbitmqBroker(url=rabbitmq_url, confirm_delivery=True, middleware=middleware)

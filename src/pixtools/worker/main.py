@@ -19,5 +19,5 @@ configure_logging(settings.log_level)
 # cluster, CPU requests/limits of separate pods decide; niceness only orders processes
 # that share a cgroup.)
 os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
-broker = build_broker(settings.rabbitmq_url)
+broker = build_broker(settings.rabbitmq_url, settings.redis_url)
 declare_actors(broker, settings)

@@ -44,14 +44,27 @@ import psutil
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = {"outputs": [{"name": "web", "steps": [{"op": "resize", "width": 800}, {"op": "convert", "format": "webp", "quality": 80}]}]}
+SPEC = {
+    "outputs": [
+        {
+            "name": "web",
+            "steps": [
+                {"op": "resize", "width": 800},
+                {"op": "convert", "format": "webp", "quality": 80},
+            ],
+        }
+    ]
+}
 
 
 def photo_like_jpeg(width: int = 4000, height: int = 3000) -> bytes:
     """A 12 MP JPEG with photo-like statistics (smooth gradients plus fine noise)."""
     rng = np.random.default_rng(7)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([128 + 90 * np.sin(x / 300), 128 + 90 * np.cos(y / 250), 128 + 60 * np.sin((x + y) / 400)], axis=-1)
+    base = np.stack(
+        [128 + 90 * np.sin(x / 300), 128 + 90 * np.cos(y / 250), 128 + 60 * np.sin((x + y) / 400)],
+        axis=-1,
+    )
     noise = rng.normal(0, 12, (height, width, 3))
     arr = np.clip(base + noise, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
@@ -142,19 +155,45 @@ async def main() -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     data = photo_like_jpeg()
     print(f"source: 4000x3000 JPEG, {len(data) / 1e6:.1f} MB; spec: resize 800 wide, WebP q80")
-    print(f"store: local folder ({workdir}); database: PostgreSQL; broker: RabbitMQ; cores: {os.cpu_count()}")
+    print(
+        f"store: local folder ({workdir}); database: PostgreSQL; broker: RabbitMQ; cores: {os.cpu_count()}"
+    )
     try:
-        subprocess.run([sys.executable, "-m", "pixtools.cli", "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "pixtools.cli", "migrate"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         procs["api"] = subprocess.Popen(
             [sys.executable, "-m", "pixtools.cli", "api", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "api.log", "wb"), start_new_session=True,  # noqa: SIM115
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / "api.log", "wb"),
+            start_new_session=True,  # noqa: SIM115
         )
         procs["worker"] = subprocess.Popen(
-            [sys.executable, "-m", "pixtools.cli", "worker", "--queues", "standard", "--processes", str(args.processes), "--threads", str(args.threads)],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "worker.log", "wb"), start_new_session=True,  # noqa: SIM115
+            [
+                sys.executable,
+                "-m",
+                "pixtools.cli",
+                "worker",
+                "--queues",
+                "standard",
+                "--processes",
+                str(args.processes),
+                "--threads",
+                str(args.threads),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / "worker.log", "wb"),
+            start_new_session=True,  # noqa: SIM115
         )
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=args.clients + 4)) as client:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=120, limits=httpx.Limits(max_connections=args.clients + 4)
+        ) as client:
             for _ in range(300):
                 try:
                     if (await client.get("/readyz")).status_code == 200:
@@ -168,7 +207,11 @@ async def main() -> None:
 
             async def submit() -> tuple[str, float]:
                 t = time.perf_counter()
-                r = await client.post("/api/v1/jobs", files={"file": ("photo.jpg", data, "image/jpeg")}, data={"spec": json.dumps(SPEC)})
+                r = await client.post(
+                    "/api/v1/jobs",
+                    files={"file": ("photo.jpg", data, "image/jpeg")},
+                    data={"spec": json.dumps(SPEC)},
+                )
                 elapsed = time.perf_counter() - t
                 assert r.status_code == 202, r.text
                 return r.json()["id"], elapsed
@@ -220,7 +263,15 @@ async def main() -> None:
                 p.wait(30)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(p.pid, signal.SIGKILL)
-        subprocess.run(["psql", "postgresql://postgres@127.0.0.1/postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'], capture_output=True)
+        subprocess.run(
+            [
+                "psql",
+                "postgresql://postgres@127.0.0.1/postgres",
+                "-qc",
+                f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)',
+            ],
+            capture_output=True,
+        )
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
 
     idle = [t for t in timings if t["id"] in set(idle_ids)]
@@ -230,19 +281,37 @@ async def main() -> None:
     pool_rate = bare_pool(data, args.jobs, args.processes)
 
     ms = 1000
-    print(f"\nworker: {args.processes} process(es) x {args.threads} thread(s); clients: {args.clients}; jobs: {args.jobs}")
-    print(f"throughput            {jobs_per_s:6.2f} jobs/s   (first accepted -> last finished {span:.1f} s; wall {wall:.1f} s)")
-    print(f"submit latency        p50 {pct(submit_lat, 50) * ms:6.1f} ms  p95 {pct(submit_lat, 95) * ms:6.1f} ms  p99 {pct(submit_lat, 99) * ms:6.1f} ms")
+    print(
+        f"\nworker: {args.processes} process(es) x {args.threads} thread(s); clients: {args.clients}; jobs: {args.jobs}"
+    )
+    print(
+        f"throughput            {jobs_per_s:6.2f} jobs/s   (first accepted -> last finished {span:.1f} s; wall {wall:.1f} s)"
+    )
+    print(
+        f"submit latency        p50 {pct(submit_lat, 50) * ms:6.1f} ms  p95 {pct(submit_lat, 95) * ms:6.1f} ms  p99 {pct(submit_lat, 99) * ms:6.1f} ms"
+    )
     idle_q = [t["started"] - t["created"] for t in idle]
     load_q = [t["started"] - t["created"] for t in load]
-    print(f"queue overhead idle   p50 {pct(idle_q, 50) * ms:6.1f} ms  p95 {pct(idle_q, 95) * ms:6.1f} ms   (submit committed -> worker starts; nothing queued)")
-    print(f"queue wait under load p50 {pct(load_q, 50) * ms:6.1f} ms  p95 {pct(load_q, 95) * ms:6.1f} ms   (includes waiting behind other jobs)")
+    print(
+        f"queue overhead idle   p50 {pct(idle_q, 50) * ms:6.1f} ms  p95 {pct(idle_q, 95) * ms:6.1f} ms   (submit committed -> worker starts; nothing queued)"
+    )
+    print(
+        f"queue wait under load p50 {pct(load_q, 50) * ms:6.1f} ms  p95 {pct(load_q, 95) * ms:6.1f} ms   (includes waiting behind other jobs)"
+    )
     done = [t["finished"] - t["created"] for t in load]
     idle_done = [t["finished"] - t["created"] for t in idle]
-    print(f"submit-to-done load   p50 {pct(done, 50) * ms:6.0f} ms  p95 {pct(done, 95) * ms:6.0f} ms")
-    print(f"submit-to-done idle   p50 {pct(idle_done, 50) * ms:6.0f} ms  p95 {pct(idle_done, 95) * ms:6.0f} ms")
-    print(f"peak RSS              api {sampler.peak['api'] / 2**20:6.0f} MiB   worker (all processes) {sampler.peak['worker'] / 2**20:6.0f} MiB")
-    print(f"bare process pool     {pool_rate:6.2f} jobs/s   ({args.processes} processes, same renders, same run)")
+    print(
+        f"submit-to-done load   p50 {pct(done, 50) * ms:6.0f} ms  p95 {pct(done, 95) * ms:6.0f} ms"
+    )
+    print(
+        f"submit-to-done idle   p50 {pct(idle_done, 50) * ms:6.0f} ms  p95 {pct(idle_done, 95) * ms:6.0f} ms"
+    )
+    print(
+        f"peak RSS              api {sampler.peak['api'] / 2**20:6.0f} MiB   worker (all processes) {sampler.peak['worker'] / 2**20:6.0f} MiB"
+    )
+    print(
+        f"bare process pool     {pool_rate:6.2f} jobs/s   ({args.processes} processes, same renders, same run)"
+    )
     print(f"pipeline efficiency   {jobs_per_s / pool_rate * 100:6.1f} %")
     print(f"stdev submit          {statistics.pstdev(submit_lat) * ms:6.1f} ms")
 

@@ -48,9 +48,7 @@ def build_services(
     local_wakeups: list[Callable[[], None]] | None = None,
 ) -> Services:
     """Create the adapters; call on the event loop that will use them."""
-    db = Database(
-        settings.effective_database_url, pool_size=pool_size, local_wakeups=local_wakeups
-    )
+    db = Database(settings.effective_database_url, pool_size=pool_size, local_wakeups=local_wakeups)
     if cache is None:
         cache = RedisCache(settings.redis_url) if settings.redis_url else MemoryCache()
     return Services(settings, db, JobRepository(db), build_object_store(settings), cache)

@@ -28,7 +28,9 @@ class ApiMetrics:
             "pixtools_outbox_pending", "Outbox rows not yet published", registry=self.registry
         )
         self.outbox_published = Gauge(
-            "pixtools_outbox_published", "Rows this process's relay published", registry=self.registry
+            "pixtools_outbox_published",
+            "Rows this process's relay published",
+            registry=self.registry,
         )
         self.pillow_build = Gauge(
             "pixtools_pillow_build_info",

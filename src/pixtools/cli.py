@@ -42,7 +42,23 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
         settings = msgspec.structs.replace(settings, rabbitmq_url="")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    if not settings.webhook_secret:
+        import msgspec
+
+        settings = msgspec.structs.replace(settings, webhook_secret=_dev_webhook_secret(settings))
     return _serve(settings, args.host, args.port, workers=1, migrate=True)
+
+
+def _dev_webhook_secret(settings: Settings) -> str:
+    """Embedded mode signs webhooks with a secret made once and kept in the data folder."""
+    import secrets
+
+    path = Path(settings.data_dir) / "webhook-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+        print(f"webhook signing secret written to {path.resolve()}")
+    return path.read_text().strip()
 
 
 def cmd_api(args: argparse.Namespace) -> int:

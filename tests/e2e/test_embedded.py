@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -24,6 +25,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # No PIXTOOLS_* service URLs at all: the embedded defaults.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")}
     env["PIXTOOLS_DATA_DIR"] = str(data)
+    env["PIXTOOLS_WEBHOOK_ALLOW_PRIVATE"] = "true"  # the test's receiver is on loopback
     port = free_port()
     stack = Stack(f"http://127.0.0.1:{port}", {}, data)
     log = open(data / "dev.log", "wb")  # noqa: SIM115
@@ -155,3 +157,38 @@ def test_process_runs_a_spec_without_any_service(tmp_path: Path) -> None:
     summary = json.loads(proc.stdout)
     assert summary["outputs"]["small"]["status"] == "succeeded"
     assert Image.open(tmp_path / "out" / "small.png").size == (200, 150)
+
+
+async def test_webhook_is_delivered_signed(client: httpx.AsyncClient, embedded: Stack) -> None:
+    from pixtools.webhooks.signing import verify
+    from tests.integration.test_webhook_delivery import Receiver
+
+    receiver = Receiver()
+    import threading
+
+    threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
+    try:
+        spec = {"outputs": [{"name": "a", "steps": [{"op": "flip", "direction": "horizontal"}]}], "webhook_url": receiver.url}
+        resp = await client.post("/api/v1/jobs", files={"file": ("a.jpg", jpeg_bytes(50, 40))}, data={"spec": json.dumps(spec)})
+        assert resp.status_code == 202, resp.text
+        jid = resp.json()["id"]
+        await wait_job(client, jid)
+        for _ in range(100):
+            if receiver.requests:
+                break
+            await asyncio.sleep(0.05)
+        headers, body = receiver.requests[0]
+        secret = (embedded.log_dir / "webhook-secret").read_text().strip()
+        assert verify(secret, body, headers["pixtools-signature"])
+        assert headers["pixtools-event"] == "job.succeeded"
+        assert json.loads(body)["status"] == "succeeded"
+        for _ in range(100):
+            attempts = (await client.get(f"/api/v1/jobs/{jid}/webhook-attempts")).json()
+            if attempts:
+                break
+            await asyncio.sleep(0.05)
+        assert [(a["attempt"], a["status_code"]) for a in attempts] == [(1, 200)]
+        job = (await client.get(f"/api/v1/jobs/{jid}")).json()
+        assert job["webhook"] == {"url": receiver.url, "status": "delivered", "attempts": 1}
+    finally:
+        receiver.server.shutdown()

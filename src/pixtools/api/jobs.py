@@ -88,6 +88,10 @@ class JobController(Controller):
             spec = parse_spec(data.spec)
         except SpecError as exc:
             raise field_error(exc.field, exc.message) from None
+        if spec.webhook_url is not None and not settings.webhook_secret:
+            raise field_error(
+                "webhook_url", "webhooks are disabled: this server has no PIXTOOLS_WEBHOOK_SECRET"
+            )
         if spec.webhook_url is not None and not settings.webhook_allow_private:
             try:
                 await check_webhook_destination(spec.webhook_url)

@@ -73,9 +73,9 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
         "User-Agent": "PixTools-Webhook/1",
         "PixTools-Event": webhook_event(job.status),
         "PixTools-Delivery": str(delivery_id),
+        # The API accepts webhook URLs only when a secret is configured.
+        "PixTools-Signature": sign(settings.webhook_secret, body),
     }
-    if settings.webhook_secret:
-        headers["PixTools-Signature"] = sign(settings.webhook_secret, body)
 
     started = time.perf_counter()
     status_code: int | None = None

@@ -134,6 +134,10 @@ async def _render_and_store(
     except ImageError as exc:
         log.info("output %s/%s failed permanently: %s", jid, name, exc)
         return await svc.jobs.fail_output(jid, name, attempt, str(exc))
+    except ImportError as exc:  # an ML op on a worker without the ml extra: no retry helps
+        return await svc.jobs.fail_output(
+            jid, name, attempt, f"this worker cannot run ML ops ({exc}); install the ml extra"
+        )
     except (MemoryError, RecursionError) as exc:
         return await svc.jobs.fail_output(
             jid, name, attempt, f"{type(exc).__name__}: image too complex"

@@ -170,7 +170,7 @@ async def main() -> None:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(workdir / "api.log", "wb"),
-            start_new_session=True,  # noqa: SIM115
+            start_new_session=True,
         )
         procs["worker"] = subprocess.Popen(
             [
@@ -188,7 +188,7 @@ async def main() -> None:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(workdir / "worker.log", "wb"),
-            start_new_session=True,  # noqa: SIM115
+            start_new_session=True,
         )
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(

@@ -88,12 +88,10 @@ def _psql(sql: str) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh database with the schema migrated, dropped at the end of the session."""
+@contextlib.contextmanager
+def migrated_database(name: str) -> Iterator[str]:
     from pixtools.store.migrate import upgrade
 
-    name = f"pixtools_test_{RUN_ID}"
     _psql(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     url = f"{base}/{name}"
@@ -102,6 +100,21 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """The session's database (the services stack uses it), schema migrated."""
+    with migrated_database(f"pixtools_test_{RUN_ID}") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def private_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of this test module alone: no running relay or worker touches it."""
+    suffix = secrets.token_hex(3)
+    with migrated_database(f"pixtools_test_{RUN_ID}_{suffix}") as url:
+        yield url
 
 
 # --- RabbitMQ -----------------------------------------------------------------------------

@@ -132,6 +132,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "--queues",
         *queues,
     ]
+    os.environ["PIXTOOLS__WORKER_QUEUES"] = ",".join(queues)  # read by pixtools.worker.main
     os.execv(sys.executable, argv)  # noqa: S606
     return 0  # pragma: no cover
 

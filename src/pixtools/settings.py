@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     presign_seconds: Annotated[int, _doc("lifetime of presigned download URLs", ge=1)] = 900
     retention_hours: Annotated[float, _doc("age after which cleanup removes jobs", gt=0)] = 24.0
     worker_threads: Annotated[int, _doc("embedded-mode worker threads", ge=1, le=64)] = 4
+    ml_threads: Annotated[
+        int, _doc("onnxruntime intra-op threads per ML worker; 0: the usable CPUs", ge=0, le=256)
+    ] = 0
     worker_nice: Annotated[
         int, _doc("CPU niceness of worker processes, so the API stays responsive", ge=0, le=19)
     ] = 10

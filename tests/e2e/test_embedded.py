@@ -168,8 +168,15 @@ async def test_webhook_is_delivered_signed(client: httpx.AsyncClient, embedded: 
 
     threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
     try:
-        spec = {"outputs": [{"name": "a", "steps": [{"op": "flip", "direction": "horizontal"}]}], "webhook_url": receiver.url}
-        resp = await client.post("/api/v1/jobs", files={"file": ("a.jpg", jpeg_bytes(50, 40))}, data={"spec": json.dumps(spec)})
+        spec = {
+            "outputs": [{"name": "a", "steps": [{"op": "flip", "direction": "horizontal"}]}],
+            "webhook_url": receiver.url,
+        }
+        resp = await client.post(
+            "/api/v1/jobs",
+            files={"file": ("a.jpg", jpeg_bytes(50, 40))},
+            data={"spec": json.dumps(spec)},
+        )
         assert resp.status_code == 202, resp.text
         jid = resp.json()["id"]
         await wait_job(client, jid)

@@ -23,14 +23,20 @@ pytestmark = pytest.mark.services
 def reconcile(stack: Stack) -> dict[str, int]:
     proc = subprocess.run(
         [sys.executable, "-m", "pixtools.cli", "reconcile"],
-        env={**os.environ, **stack.env}, capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def restart_standard_worker(stack: Stack) -> None:
-    stack.start("worker-standard", "worker", "--queues", "standard", "--processes", "1", "--threads", "4")
+    stack.start(
+        "worker-standard", "worker", "--queues", "standard", "--processes", "1", "--threads", "4"
+    )
 
 
 def noisy_jpeg(w: int, h: int) -> bytes:
@@ -40,9 +46,28 @@ def noisy_jpeg(w: int, h: int) -> bytes:
     return buf.getvalue()
 
 
-async def test_worker_killed_mid_output_is_recovered_by_the_reconciler(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
-    slow = {"outputs": [{"name": "slow", "steps": [{"op": "blur", "sigma": 60}, {"op": "blur", "sigma": 60}, {"op": "blur", "sigma": 60}, {"op": "sharpen", "amount": 5, "radius": 10}, {"op": "convert", "format": "png"}]}]}
-    resp = await stack_client.post("/api/v1/jobs", files={"file": ("big.jpg", noisy_jpeg(3000, 2000))}, data={"spec": json.dumps(slow)})
+async def test_worker_killed_mid_output_is_recovered_by_the_reconciler(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
+    slow = {
+        "outputs": [
+            {
+                "name": "slow",
+                "steps": [
+                    {"op": "blur", "sigma": 60},
+                    {"op": "blur", "sigma": 60},
+                    {"op": "blur", "sigma": 60},
+                    {"op": "sharpen", "amount": 5, "radius": 10},
+                    {"op": "convert", "format": "png"},
+                ],
+            }
+        ]
+    }
+    resp = await stack_client.post(
+        "/api/v1/jobs",
+        files={"file": ("big.jpg", noisy_jpeg(3000, 2000))},
+        data={"spec": json.dumps(slow)},
+    )
     assert resp.status_code == 202
     jid = resp.json()["id"]
     for _ in range(300):
@@ -68,12 +93,18 @@ async def test_worker_killed_mid_output_is_recovered_by_the_reconciler(stack_cli
     assert out["attempts"] == 2  # the recovery shows in the attempts
 
 
-async def test_pending_work_lost_with_the_broker_is_published_again(stack_client: httpx.AsyncClient, services_stack: Stack) -> None:
+async def test_pending_work_lost_with_the_broker_is_published_again(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
     reconcile(services_stack)  # the marker exists from here on
     services_stack.stop("worker-standard")
     try:
         spec = {"outputs": [{"name": "a", "steps": [{"op": "grayscale"}]}]}
-        resp = await stack_client.post("/api/v1/jobs", files={"file": ("a.jpg", jpeg_bytes(120, 90))}, data={"spec": json.dumps(spec)})
+        resp = await stack_client.post(
+            "/api/v1/jobs",
+            files={"file": ("a.jpg", jpeg_bytes(120, 90))},
+            data={"spec": json.dumps(spec)},
+        )
         jid = resp.json()["id"]
         await asyncio.sleep(1.5)  # published and confirmed into the queue
         # The broker loses its state (a new node, an empty volume): queues and marker gone.

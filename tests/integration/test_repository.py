@@ -28,10 +28,10 @@ pytestmark = pytest.mark.services
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def db(
-    request: pytest.FixtureRequest, pg_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, private_pg_url: str, tmp_path: Path
 ) -> AsyncIterator[Database]:
     if request.param == "postgresql":
-        url = pg_url
+        url = private_pg_url
     else:
         url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         await asyncio.to_thread(upgrade, url)

@@ -57,9 +57,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-async def svc(services_settings: Settings) -> AsyncIterator[Services]:
+async def svc(services_settings: Settings, private_pg_url: str) -> AsyncIterator[Services]:
+    # A database of its own: the running stack's relay must not deliver these webhooks too.
     settings = msgspec.structs.replace(
         services_settings,
+        database_url=private_pg_url,
         webhook_allow_private=True,
         webhook_cb_fail_threshold=2,
         webhook_cb_reset_timeout=60,

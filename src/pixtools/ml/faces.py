@@ -35,9 +35,10 @@ CENTERFACE = ModelFile(
 )
 
 #: Longest side fed to the detector. Larger sources are shrunk by an integer factor (to between
-#: half this and this) and boxes mapped back. CenterFace finds faces from about 10 px, so at
-#: 1024..2048 px a face must span roughly 0.5..1 % of the source's longest side.
-MAX_SIDE = 2048
+#: half this and this) and boxes mapped back. CenterFace finds faces from about 10 px, so a
+#: face must span roughly 0.6..1.2 % of a large source's longest side. Memory grows with the
+#: area: about 1.1 GB peak at 1500x1500.
+MAX_SIDE = 1600
 #: Detections below this score are never considered, whatever ``min_score`` asks.
 SCORE_FLOOR = 0.05
 NMS_IOU = 0.3
@@ -62,9 +63,7 @@ def detect(img: Image.Image, min_score: float = 0.5) -> list[Face]:
     width, height = img.size
     small, factor = pixels.reduced_rgb(img, MAX_SIDE)
     w, h = small.size
-    padded = np.zeros((_ceil32(h), _ceil32(w), 3), dtype=np.uint8)
-    padded[:h, :w] = pixels.rgb_array(small)
-    blob = padded.transpose(2, 0, 1)[None].astype(np.float32)
+    blob = pixels.planar(pixels.rgb_array(small), size=(_ceil32(w), _ceil32(h)))
 
     heatmap, sizes, offsets, landmarks = model.run({model.input_names[0]: blob})
     boxes, scores, points = _decode(
@@ -177,7 +176,7 @@ def blur(img: Image.Image, faces: list[Face], strength: int, shape: str) -> Imag
         margin = math.ceil(3 * sigma)  # blur with real surroundings, not a clamped edge
         mx0, my0 = max(0, x0 - margin), max(0, y0 - margin)
         mx1, my1 = min(out.width, x1 + margin), min(out.height, y1 + margin)
-        blurred = out.crop((mx0, my0, mx1, my1)).filter(ImageFilter.GaussianBlur(sigma))
+        blurred = _gaussian(out.crop((mx0, my0, mx1, my1)), sigma)
         patch = blurred.crop((x0 - mx0, y0 - my0, x1 - mx0, y1 - my0))
         if shape == "box":
             out.paste(patch, (x0, y0))
@@ -186,6 +185,17 @@ def blur(img: Image.Image, faces: list[Face], strength: int, shape: str) -> Imag
             ImageDraw.Draw(mask).ellipse((0, 0, patch.width - 1, patch.height - 1), fill=255)
             out.paste(patch, (x0, y0), mask)
     return out
+
+
+def _gaussian(img: Image.Image, sigma: float) -> Image.Image:
+    """Gaussian blur; a strong one is computed on a box-reduced copy and scaled back up,
+    which looks the same (nothing finer than sigma survives either way) at a fraction of the
+    cost: 80 ms against 8 ms for a 700 px face in a 3000 px photo."""
+    factor = int(sigma // 4)
+    if factor < 2 or min(img.size) < 4 * factor:
+        return img.filter(ImageFilter.GaussianBlur(sigma))
+    small = img.reduce(factor).filter(ImageFilter.GaussianBlur(sigma / factor))
+    return small.resize(img.size, Image.Resampling.BILINEAR)
 
 
 def _blurrable(img: Image.Image) -> Image.Image:

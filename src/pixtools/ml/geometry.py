@@ -117,6 +117,17 @@ def label_runs(runs: Runs, width: int) -> tuple[IntArray, int]:
     return labels.astype(np.intp), len(roots)
 
 
+def row_extremes(runs: Runs, members: IntArray) -> FloatArray:
+    """Pixel centres of the first and last set pixel of each row of a component (given as
+    indices of its runs, in row order): they span the same convex hull as all its pixels."""
+    rows = runs.row[members]
+    first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    left = np.minimum.reduceat(runs.start[members], first)
+    right = np.maximum.reduceat(runs.end[members], first) - 1
+    y = rows[first]
+    return np.concatenate([np.stack([left, y], 1), np.stack([right, y], 1)]).astype(np.float64)
+
+
 def convex_hull(points: FloatArray) -> FloatArray:
     """Convex hull (Andrew's monotone chain), counter-clockwise, without repeated ends."""
     pts = np.unique(points, axis=0)

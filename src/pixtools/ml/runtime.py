@@ -126,6 +126,18 @@ def intra_op_threads() -> int:
     return value
 
 
+def read_verified(spec: ModelFile) -> bytes:
+    """The model file's bytes, after checking them against the pinned SHA-256."""
+    data = spec.path().read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec.sha256:
+        raise MLUnavailableError(
+            f"{spec.distribution}/{spec.resource} has SHA-256 {digest}, expected {spec.sha256}: "
+            "install the pinned version (scripts/install-ml.sh)"
+        )
+    return data
+
+
 def _create_session(spec: ModelFile) -> Any:
     try:
         import onnxruntime as ort
@@ -134,16 +146,11 @@ def _create_session(spec: ModelFile) -> Any:
             "ML ops need the ml extra (onnxruntime): see scripts/install-ml.sh"
         ) from exc
 
-    data = spec.path().read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != spec.sha256:
-        raise MLUnavailableError(
-            f"{spec.distribution}/{spec.resource} has SHA-256 {digest}, expected {spec.sha256}: "
-            "install the pinned version (scripts/install-ml.sh)"
-        )
+    data = read_verified(spec)
     if spec.shapes:
         data = prepare_model(data, spec.shapes)
 
+    _share_arena(ort)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads()
     options.inter_op_num_threads = 1
@@ -152,7 +159,29 @@ def _create_session(spec: ModelFile) -> Any:
     options.log_severity_level = 3  # errors only: the shipped graphs trigger harmless warnings
     # Don't let idle pool threads spin between inferences: the same cores resize images.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Memory: every input size is a new shape, so pre-planned memory patterns only pile up;
+    # and one arena for all sessions holds the largest model's peak instead of the sum of
+    # every model's. Together: 0.5 GB resident instead of 1.6 GB for CenterFace and the OCR
+    # detector at 1500 px, for the same CPU time.
+    options.enable_mem_pattern = False
+    options.add_session_config_entry("session.use_env_allocators", "1")
     return ort.InferenceSession(data, sess_options=options, providers=list(PROVIDERS))
+
+
+_arena_shared = False
+
+
+def _share_arena(ort: Any) -> None:
+    """Register one CPU arena for every session of this process (once; under ``_lock``)."""
+    global _arena_shared
+    if _arena_shared:
+        return
+    memory = ort.OrtMemoryInfo(
+        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+    )
+    # Grow by what is asked, not to the next power of two.
+    ort.create_and_register_allocator(memory, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+    _arena_shared = True
 
 
 def load(spec: ModelFile) -> Model:
@@ -168,6 +197,17 @@ def load(spec: ModelFile) -> Model:
         return model
 
 
+def _ort_version() -> str:
+    import onnxruntime as ort
+
+    return str(ort.__version__)
+
+
 def loaded() -> list[str]:
     """Keys of the models this process has loaded."""
     return sorted(_models)
+
+
+def loaded_model(key: str) -> Model:
+    """A model this process has loaded, by key (``KeyError`` if it has not)."""
+    return _models[key]

@@ -33,10 +33,11 @@ class Timing:
 
 @dataclass(slots=True)
 class Inference:
-    """One ``session.run`` call as captured: the model key and its input feeds."""
+    """One ``session.run`` call as captured: the model key, its input feeds, its duration."""
 
     model: str
     feeds: Mapping[str, Any]
+    seconds: float
 
 
 @dataclass(slots=True)
@@ -81,7 +82,7 @@ class MLStats:
         for frame in self._local.frames:
             frame.inference_s += seconds
         if self._local.captured is not None:
-            self._local.captured.append(Inference(model, dict(feeds)))
+            self._local.captured.append(Inference(model, dict(feeds), seconds))
         with self._lock:
             t = self._models.setdefault(model, Timing())
             t.calls += 1

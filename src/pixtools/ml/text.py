@@ -44,7 +44,7 @@ ORIENTATION = ModelFile(
 )
 
 #: Detection input: the short side is brought up to DET_MIN_SIDE (small text needs pixels),
-#: the long side capped at DET_MAX_SIDE (cost grows with area), both rounded to 32.
+#: the long side capped at DET_MAX_SIDE (cost and memory grow with area); see _det_input.
 DET_MIN_SIDE = 736
 DET_MAX_SIDE = 2000
 DET_THRESHOLD = 0.3  # pixel probability that counts as text
@@ -90,10 +90,12 @@ def read(img: Image.Image, min_score: float = 0.5) -> Page:
         return Page([], "")
     cut = [_crop_line(img, q) for q in quads]
     turned = [t for _, t in cut]
-    flipped = upright([c for c, _ in cut], turned)
+    # Every model after detection reads lines at REC_HEIGHT: resize each crop once.
+    crops = [_to_height(crop, REC_HEIGHT) for crop, _ in cut]
+    flipped = upright(crops, turned)
     crops = [
         c.transpose(Image.Transpose.ROTATE_180) if f else c
-        for (c, _), f in zip(cut, flipped, strict=True)
+        for c, f in zip(crops, flipped, strict=True)
     ]
     results = recognize(crops)
     lines = [
@@ -148,9 +150,10 @@ def detect_lines(img: Image.Image) -> list[npt.NDArray[np.float64]]:
     """4x2 corner arrays (image pixels) of the text lines the detector finds."""
     model = load(DETECTOR)
     width, height = img.size
-    det_w, det_h = _det_size(width, height)
-    rgb = pixels.rgb_array(pixels.resized_rgb(img, (det_w, det_h)))
-    blob = (rgb[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 127.5) - 1.0
+    small, (sx, sy) = _det_input(img)
+    det_w, det_h = _ceil32(small.width), _ceil32(small.height)
+    rgb = pixels.rgb_array(small)
+    blob = pixels.planar(rgb, scale=1 / 127.5, offset=-1.0, bgr=True, size=(det_w, det_h))
     (prob_map,) = model.run({model.input_names[0]: blob})
     prob = prob_map[0, 0]
     mask = geometry.dilate2x2(prob > DET_THRESHOLD)
@@ -161,16 +164,9 @@ def detect_lines(img: Image.Image) -> list[npt.NDArray[np.float64]]:
         return []
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(count + 1))
-    sx, sy = width / det_w, height / det_h
     quads: list[npt.NDArray[np.float64]] = []
     for k in range(min(count, MAX_LINES)):
-        idx = order[bounds[k] : bounds[k + 1]]
-        rows = runs.row[idx].astype(np.float64)
-        # Pixel centres at both ends of each run span the component's convex hull.
-        points = np.concatenate(
-            [np.stack([runs.start[idx], rows], 1), np.stack([runs.end[idx] - 1, rows], 1)]
-        ).astype(np.float64)
-        rect = geometry.min_area_rect(points)
+        rect = geometry.min_area_rect(geometry.row_extremes(runs, order[bounds[k] : bounds[k + 1]]))
         if min(rect.width, rect.height) < MIN_BOX_SIDE:
             continue
         if geometry.mean_inside(prob, rect) < BOX_THRESHOLD:
@@ -199,7 +195,7 @@ def upright(crops: list[Image.Image], turned: list[bool]) -> list[bool]:
     """
     model = load(ORIENTATION)
     cls_w, cls_h = CLS_SIZE
-    widths = [min(cls_w, max(1, math.ceil(cls_h * c.width / max(1, c.height)))) for c in crops]
+    widths = [min(cls_w, _width_at(c, cls_h)) for c in crops]
     tensor = np.zeros((len(crops), cls_h, cls_w, 3), dtype=np.uint8)
     for row, (crop, w) in enumerate(zip(crops, widths, strict=True)):
         tensor[row, :, :w] = pixels.rgb_array(pixels.resized_rgb(crop, (w, cls_h)))
@@ -226,13 +222,13 @@ def recognize(crops: list[Image.Image]) -> list[tuple[str, float]]:
     """(text, confidence) for each line crop (RGB, text running left to right)."""
     model = load(RECOGNIZER)
     charset = _charset(model)
-    ratios = [c.width / max(1, c.height) for c in crops]
+    natural = [_width_at(c, REC_HEIGHT) for c in crops]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-    order = sorted(range(len(crops)), key=ratios.__getitem__)  # similar widths batch together
+    order = sorted(range(len(crops)), key=natural.__getitem__)  # similar widths batch together
     for start in range(0, len(order), REC_BATCH):
         batch = order[start : start + REC_BATCH]
-        batch_w = max(REC_MIN_WIDTH, *(math.ceil(REC_HEIGHT * ratios[i]) for i in batch))
-        widths = [min(batch_w, max(1, math.ceil(REC_HEIGHT * ratios[i]))) for i in batch]
+        widths = [natural[i] for i in batch]
+        batch_w = max(REC_MIN_WIDTH, *widths)
         tensor = np.zeros((len(batch), REC_HEIGHT, batch_w, 3), dtype=np.uint8)
         for row, (i, w) in enumerate(zip(batch, widths, strict=True)):
             tensor[row, :, :w] = pixels.rgb_array(
@@ -267,13 +263,35 @@ def _charset(model: Model) -> list[str]:
     return _charsets[key]
 
 
-def _det_size(width: int, height: int) -> tuple[int, int]:
-    scale = max(1.0, DET_MIN_SIDE / min(width, height))
-    scale = min(scale, DET_MAX_SIDE / max(width, height))
-    return (
-        max(32, round(width * scale / 32) * 32),
-        max(32, round(height * scale / 32) * 32),
-    )
+def _det_input(img: Image.Image) -> tuple[Image.Image, tuple[float, float]]:
+    """The RGB image the detector sees and its scale back to ``img`` (x, y).
+
+    Small images are enlarged so their short side reaches DET_MIN_SIDE (stretched a little to
+    multiples of 32, as PaddleOCR does); large ones are box-reduced by an integer factor until
+    the long side fits DET_MAX_SIDE (then zero-padded to 32: no resampling pass over a large
+    photo).
+    """
+    width, height = img.size
+    if min(width, height) < DET_MIN_SIDE:
+        scale = min(DET_MIN_SIDE / min(width, height), DET_MAX_SIDE / max(width, height))
+        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        return pixels.resized_rgb(img, size), (width / size[0], height / size[1])
+    small, factor = pixels.reduced_rgb(img, DET_MAX_SIDE)
+    return small, (float(factor), float(factor))
+
+
+def _width_at(crop: Image.Image, height: int) -> int:
+    """The crop's width when scaled to ``height`` (its own width when it is that high)."""
+    return max(1, math.ceil(height * crop.width / max(1, crop.height)))
+
+
+def _to_height(crop: Image.Image, height: int) -> Image.Image:
+    size = (_width_at(crop, height), height)
+    return pixels.resized_rgb(crop, size, Image.Resampling.BICUBIC)
+
+
+def _ceil32(n: int) -> int:
+    return max(32, math.ceil(n / 32) * 32)
 
 
 def _side_lengths(q: npt.NDArray[np.float64]) -> tuple[float, float]:
@@ -284,24 +302,33 @@ def _side_lengths(q: npt.NDArray[np.float64]) -> tuple[float, float]:
 
 def _crop_line(img: Image.Image, quad: npt.NDArray[np.float64]) -> tuple[Image.Image, bool]:
     """The quad cut out and straightened, and whether it was tall and turned by 90 degrees
-    (vertical lines are read left to right)."""
+    (vertical lines are read left to right).
+
+    A quad that is axis-aligned to within a tenth of its height is cut as its bounding box.
+    A rotated one is cut from its bounding box, box-reduced while still over twice the
+    recogniser's height (a QUAD transform costs per output pixel and does not antialias), then
+    straightened.
+    """
     w, h = _side_lengths(quad)
-    cw, ch = max(1, round(w)), max(1, round(h))
-    x0, y0 = quad.min(axis=0)
-    x1, y1 = quad.max(axis=0)
-    axis_aligned = np.allclose(quad, [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], atol=0.5)
-    if axis_aligned:
-        crop = img.crop((round(x0), round(y0), round(x1), round(y1)))
-    else:
-        tl, tr, br, bl = quad
-        src = img if img.mode in ("RGB", "RGBA", "L", "LA") else pixels.to_rgb(img)
-        crop = src.transform(
-            (cw, ch),
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+    skew = max(abs(quad[0, 1] - quad[1, 1]), abs(quad[0, 0] - quad[3, 0]))
+    region = img.crop((int(x0), int(y0), int(x1), int(y1)))
+    if region.mode not in ("RGB", "RGBA", "L", "LA"):
+        region = pixels.to_rgb(region)
+    if skew > 0.1 * min(w, h):
+        factor = max(1, int(min(w, h) // (2 * REC_HEIGHT)))
+        if factor > 1:
+            region = region.reduce(factor)
+        local = (quad - (x0, y0)) / factor
+        tl, tr, br, bl = local
+        region = region.transform(
+            (max(1, round(w / factor)), max(1, round(h / factor))),
             Image.Transform.QUAD,
             (*tl, *bl, *br, *tr),
             Image.Resampling.BICUBIC,
         )
-    crop = pixels.to_rgb(crop)
+    crop = pixels.to_rgb(region)
     if crop.height >= 1.5 * crop.width:
         return crop.transpose(Image.Transpose.ROTATE_90), True
     return crop, False

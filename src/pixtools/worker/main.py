@@ -21,3 +21,11 @@ configure_logging(settings.log_level)
 os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
 broker = build_broker(settings.rabbitmq_url, settings.redis_url)
 declare_actors(broker, settings)
+
+if "ml" in os.environ.get("PIXTOOLS__WORKER_QUEUES", "").split(","):
+    # The ML worker loads its models once, at start, not on the first message.
+    from pixtools.ml import ops as ml_ops
+    from pixtools.ml import runtime as ml_runtime
+
+    ml_runtime.configure(settings.ml_threads or None)
+    ml_ops.preload()

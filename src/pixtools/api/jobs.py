@@ -30,7 +30,7 @@ from pixtools.imaging import (
     sniff_format,
 )
 from pixtools.services import Services
-from pixtools.spec.job import SpecError, parse_spec, spec_to_builtins
+from pixtools.spec.job import SpecError, check_against_source, parse_spec, spec_to_builtins
 from pixtools.spec.status import TERMINAL_JOB
 from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, NewJob, NewOutput
 from pixtools.store.objects import ObjectNotFound, source_key
@@ -122,6 +122,11 @@ class JobController(Controller):
             raise HTTPException(
                 status_code=exc.http_status, detail=f"file: {exc}", extra={"field": "file"}
             ) from None
+
+        try:
+            check_against_source(spec, info.width, info.height)
+        except SpecError as exc:
+            raise field_error(exc.field, exc.message) from None
 
         spec_data = spec_to_builtins(spec)
         filename = (data.file.filename or "upload")[-255:]

@@ -13,7 +13,7 @@ from typing import Any
 import PIL
 from PIL import Image, features
 
-from pixtools.imaging.decode import _register_avif
+from pixtools.imaging.decode import avif_codec
 
 _FEATURES = ("jpg", "libjpeg_turbo", "webp", "libtiff", "littlecms2", "freetype2", "zlib")
 
@@ -37,16 +37,13 @@ def build_info() -> dict[str, Any]:
     """``{"pillow_version", "distribution", "is_simd", "avif", "features": {name: bool}}``."""
     version = PIL.__version__
     simd = _is_simd(version)
-    avif = _register_avif()
-    avif_source: str | None = None
-    if avif:
-        avif_source = "pillow" if features.check("avif") else "pillow-avif-plugin"
+    avif = avif_codec()
     found = {name: bool(features.check(name)) for name in _FEATURES}
-    found["avif"] = avif and "AVIF" in Image.SAVE
+    found["avif"] = avif is not None and "AVIF" in Image.SAVE
     return {
         "pillow_version": version,
         "distribution": "pillow-simd" if simd else "pillow",
         "is_simd": simd,
-        "avif": avif_source,
+        "avif": avif,
         "features": found,
     }

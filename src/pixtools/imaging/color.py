@@ -15,7 +15,9 @@ from io import BytesIO
 from PIL import Image, ImageCms
 
 _RENDERING_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
-_FLAGS = ImageCms.Flags.BLACKPOINTCOMPENSATION
+# NOCACHE: lcms's one-pixel cache is the only part of a transform that is not thread-safe,
+# and the cached transforms are shared by the worker's threads.
+_FLAGS = ImageCms.Flags.BLACKPOINTCOMPENSATION | ImageCms.Flags.NOCACHE
 
 
 def icc_colour_space(icc: bytes | None) -> str | None:

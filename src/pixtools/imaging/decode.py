@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
 
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, features
 
 from pixtools.imaging.color import icc_colour_space, to_srgb
 from pixtools.imaging.errors import CorruptImage, ImageError, TooManyPixels, UnsupportedFormat
@@ -55,16 +55,19 @@ class Decoded:
 
 
 @cache
-def _register_avif() -> bool:
-    """Make sure an AVIF decoder is registered: Pillow's own, else pillow-avif-plugin."""
-    Image.init()
-    if "AVIF" in Image.OPEN:
-        return True
+def avif_codec() -> str | None:
+    """Register an AVIF codec: Pillow's own when built with it, else pillow-avif-plugin.
+
+    Returns ``"pillow"``, ``"pillow-avif-plugin"`` or None. (Pillow registers its AVIF
+    plugin even when its ``_avif`` module is missing, so the module is what is checked.)
+    """
+    if features.check_module("avif"):
+        return "pillow"
     try:
         import pillow_avif  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401
     except ImportError:
-        return False
-    return "AVIF" in Image.OPEN
+        return None
+    return "pillow-avif-plugin"
 
 
 def _corrupt(fmt: str, exc: BaseException) -> CorruptImage:
@@ -85,7 +88,7 @@ def open_source(data: bytes, max_pixels: int | None) -> tuple[ImageFile.ImageFil
         raise UnsupportedFormat(
             "unsupported image format: expected JPEG, PNG, WebP, AVIF, GIF, TIFF or BMP"
         )
-    if fmt == "avif" and not _register_avif():
+    if fmt == "avif" and avif_codec() is None:
         raise UnsupportedFormat("AVIF is not supported by this build (no AVIF decoder)")
     try:
         im = Image.open(BytesIO(data), formats=[FORMATS[fmt].pil_name])

@@ -17,7 +17,7 @@ from PIL import Image, ImageFile, PngImagePlugin
 
 from pixtools.imaging.color import to_srgb
 from pixtools.imaging.context import StepContext
-from pixtools.imaging.decode import EXIF_ORIENTATION
+from pixtools.imaging.decode import EXIF_ORIENTATION, avif_codec
 from pixtools.imaging.errors import OperationError
 from pixtools.imaging.formats import FORMATS
 from pixtools.spec.ops import Convert
@@ -167,6 +167,8 @@ def _metadata_options(fmt: str, ctx: StepContext) -> dict[str, Any]:
 def encode(im: Image.Image, fmt: str, params: Convert | None, ctx: StepContext) -> bytes:
     """Encode prepared pixels (see ``prepare_for_format``) to ``fmt``."""
     info = FORMATS[fmt]
+    if fmt == "avif" and avif_codec() is None:
+        raise OperationError("AVIF output is not supported by this build (no AVIF encoder)")
     im = _detached(im)
     options = encoder_options(fmt, params)
     if ctx.icc_profile is not None and info.has_icc:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from pixtools.spec.ops import AnyStep, Convert, OpDef, Queue, Step, op_of
+from pixtools.spec.ops import AnyStep, Convert, Crop, OpDef, Queue, Rotate, Step, op_of
 
 OutputName = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="output name")
@@ -128,3 +128,51 @@ def spec_from_builtins(data: object) -> JobSpec:
 
 def steps_from_builtins(data: object) -> list[Step]:
     return list(msgspec.convert(data, type=list[AnyStep]))
+
+
+_SIZE_KEEPING = frozenset(
+    {
+        "grayscale",
+        "blur",
+        "sharpen",
+        "adjust",
+        "watermark",
+        "keep_metadata",
+        "convert",
+        "flip",
+        "blur_faces",
+        "detect_faces",
+        "ocr",
+        "moderate",
+    }
+)
+
+
+def check_against_source(spec: JobSpec, width: int, height: int) -> None:
+    """Refuse, at submit, crops that cannot fit the (auto-oriented) source.
+
+    The image size is followed through the steps while it is known exactly (ops that keep
+    it, flips, quarter turns, crops); after a resize or a free rotation the check stops
+    and the engine refuses an impossible crop when it runs.
+    """
+    for i, out in enumerate(spec.outputs):
+        w, h = width, height
+        for j, step in enumerate(out.steps):
+            name = op_of(step).name
+            if isinstance(step, Crop):
+                if step.left + step.width > w:
+                    raise SpecError(
+                        f"outputs[{i}].steps[{j}].width",
+                        f"left + width = {step.left + step.width} exceeds the image width {w}",
+                    )
+                if step.top + step.height > h:
+                    raise SpecError(
+                        f"outputs[{i}].steps[{j}].height",
+                        f"top + height = {step.top + step.height} exceeds the image height {h}",
+                    )
+                w, h = step.width, step.height
+            elif isinstance(step, Rotate) and step.degrees % 90 == 0:
+                if step.degrees % 180:
+                    w, h = h, w
+            elif name not in _SIZE_KEEPING:
+                break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from pixtools.spec.ops import Watermark
 
 FONT_PATH = Path(__file__).resolve().parent.parent / "fonts" / "DejaVuSans.ttf"
 _MIN_FONT_PX = 6
+# A FreeType face is not safe to use from two threads at once; the worker runs several.
+_FONT_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=64)
@@ -23,14 +26,20 @@ def font(size: int) -> ImageFont.FreeTypeFont:
 
 def _text_layer(text: str, size: int, opacity: float) -> Image.Image:
     """White text with a dark outline, so it reads on light and dark images, at ``opacity``."""
-    face = font(size)
     stroke = max(1, round(size / 16))
-    left, top, right, bottom = (math.floor(v) for v in face.getbbox(text, stroke_width=stroke))
-    layer = Image.new("LA", (max(1, right - left + 1), max(1, bottom - top + 1)), (0, 0))
-    draw = ImageDraw.Draw(layer)
-    draw.text(
-        (-left, -top), text, font=face, fill=(255, 255), stroke_width=stroke, stroke_fill=(0, 255)
-    )
+    with _FONT_LOCK:
+        face = font(size)
+        box = face.getbbox(text, stroke_width=stroke)
+        left, top, right, bottom = (math.floor(v) for v in box)
+        layer = Image.new("LA", (max(1, right - left + 1), max(1, bottom - top + 1)), (0, 0))
+        ImageDraw.Draw(layer).text(
+            (-left, -top),
+            text,
+            font=face,
+            fill=(255, 255),
+            stroke_width=stroke,
+            stroke_fill=(0, 255),
+        )
     if opacity < 1:
         alpha = layer.getchannel("A").point(lambda a: round(a * opacity))
         layer.putalpha(alpha)
@@ -56,17 +65,27 @@ def watermark(im: Image.Image, p: Watermark, ctx: StepContext) -> Image.Image:
     else:
         vertical, horizontal = p.position.split("-")
         pos = (x[horizontal], y[vertical])
+    # Clip the text to the image (it can only overflow at the minimum font size).
+    clip = (max(0, -pos[0]), max(0, -pos[1]))
+    pos = (max(0, pos[0]), max(0, pos[1]))
+    layer = layer.crop(
+        (
+            clip[0],
+            clip[1],
+            clip[0] + min(lw - clip[0], width - pos[0]),
+            clip[1] + min(lh - clip[1], height - pos[1]),
+        )
+    )
+    alpha = layer.getchannel("A")
     out = im.copy()  # ops never mutate their input
     if out.mode == "RGBA":
-        # Composite (not paste) so transparent pixels under the text become the text.
-        overlay = Image.new("RGBA", out.size, (0, 0, 0, 0))
-        overlay.paste(layer.convert("RGBA"), pos)
-        return Image.alpha_composite(out, overlay)
-    ink = layer.getchannel("L") if out.mode in ("L", "LA") else layer.convert("RGB")
-    if out.mode == "LA":
+        # Composite (not paste) so that transparent pixels under the text become the text.
+        out.alpha_composite(layer.convert("RGBA"), dest=pos)
+    elif out.mode == "LA":
         out.paste(
-            Image.merge("LA", (ink, Image.new("L", ink.size, 255))), pos, layer.getchannel("A")
+            Image.merge("LA", (layer.getchannel("L"), Image.new("L", layer.size, 255))), pos, alpha
         )
-        return out
-    out.paste(ink, pos, mask=layer.getchannel("A"))
+    else:
+        ink = layer.getchannel("L") if out.mode == "L" else layer.convert("RGB")
+        out.paste(ink, pos, mask=alpha)
     return out

@@ -1,0 +1,367 @@
+"""Throughput: thumbor vs PixTools' durable pipeline, same transform, same client concurrency.
+
+The transform: a 1920x1080 JPEG -> 800 px wide WebP q80.
+
+- thumbor (its own virtual environment, ``.venv-thumbor``): on 127.0.0.1, file loader, no
+  source or result storage (nothing cached), 2 processes; clients GET
+  ``/unsafe/800x0/filters:format(webp):quality(80)/photo.jpg``. Figure: requests/s.
+- PixTools: api + worker processes with the local-folder store (an S3 emulator's own CPU
+  is not what we measure): ``--start-pixtools`` starts ``pixtools api`` and ``pixtools
+  worker --queues standard --processes 2`` on this machine's PostgreSQL and RabbitMQ (a
+  database and vhost of their own, removed afterwards), or ``--pixtools-url`` points at a
+  running stack. Each client submits a job (multipart upload + spec), polls it to
+  ``succeeded`` and downloads the output, then submits the next. Figure: jobs/s.
+
+Both halves use the same number of concurrent clients and run in the same invocation:
+
+    python bench/thumbor.py [--clients 8] [--requests 200] [--jobs 100]
+                            [--start-pixtools | --pixtools-url URL [--api-key KEY]]
+
+Without either PixTools option only the thumbor half runs. Install thumbor with
+``python3.11 -m venv .venv-thumbor && .venv-thumbor/bin/pip install thumbor==7.8.0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from imaging import photo_jpeg  # bench/imaging.py, not pixtools.imaging
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH, QUALITY = 800, 80
+THUMBOR_PATH = f"/unsafe/{WIDTH}x0/filters:format(webp):quality({QUALITY})/photo.jpg"
+SPEC = {
+    "outputs": [
+        {
+            "name": "web",
+            "steps": [
+                {"op": "resize", "width": WIDTH},
+                {"op": "convert", "format": "webp", "quality": QUALITY},
+            ],
+        }
+    ]
+}
+TERMINAL = {"succeeded", "partial", "failed", "canceled"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def thumbor_conf(image_dir: Path) -> str:
+    """thumbor's settings: read from disk, cache nothing, no WebP/format guessing."""
+    return "\n".join(
+        [
+            "LOADER = 'thumbor.loaders.file_loader'",
+            f"FILE_LOADER_ROOT_PATH = {str(image_dir)!r}",
+            "STORAGE = 'thumbor.storages.no_storage'",
+            "RESULT_STORAGE = None",
+            "ALLOW_UNSAFE_URL = True",
+            "AUTO_WEBP = False",
+            f"QUALITY = {QUALITY}",
+            f"WEBP_QUALITY = {QUALITY}",
+            "RESPECT_ORIENTATION = True",
+            "ENGINE = 'thumbor.engines.pil'",
+            "",
+        ]
+    )
+
+
+@contextlib.contextmanager
+def running_thumbor(venv: Path, image_dir: Path, processes: int) -> Iterator[str]:
+    """Start thumbor on 127.0.0.1 with ``processes`` processes; yield its base URL."""
+    executable = venv / "bin" / "thumbor"
+    if not executable.exists():
+        raise SystemExit(f"no thumbor at {executable}: install it in its own venv (see --help)")
+    conf = image_dir / "thumbor.conf"
+    conf.write_text(thumbor_conf(image_dir))
+    port = free_port()
+    log = (image_dir / "thumbor.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(executable),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-c",
+            str(conf),
+            "--processes",
+            str(processes),
+            "-l",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(
+                    f"thumbor exited: {(image_dir / 'thumbor.log').read_text()[-2000:]}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthcheck", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise SystemExit("thumbor did not answer /healthcheck within 60 s")
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        log.close()
+
+
+@contextlib.contextmanager
+def running_pixtools(workdir: Path, processes: int) -> Iterator[str]:
+    """Start PixTools' api and a standard worker as processes, the local-folder store, a
+    PostgreSQL database and RabbitMQ vhost of their own; yield the base URL."""
+    run_id = secrets.token_hex(3)
+    db = vhost = f"pixtools_thumborbench_{run_id}"
+    admin = "postgresql://postgres@127.0.0.1/postgres"
+    subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{db}"'], check=True)
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")},
+        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1/{db}",
+        "PIXTOOLS_RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "PIXTOOLS_DATA_DIR": str(workdir),
+        "PIXTOOLS_LOG_LEVEL": "WARNING",
+        "PIXTOOLS_RATE_LIMIT_PER_MINUTE": "0",
+    }
+    port = free_port()
+    cli = [sys.executable, "-m", "pixtools.cli"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+        for name, args in (
+            ("api", ["api", "--host", "127.0.0.1", "--port", str(port)]),
+            ("worker", ["worker", "--queues", "standard", "--processes", str(processes)]),
+        ):
+            log = (workdir / f"{name}.log").open("wb")
+            procs.append(
+                subprocess.Popen(
+                    [*cli, *args],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise SystemExit(f"PixTools did not become ready; logs in {workdir}")
+        yield base
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+        subprocess.run(
+            ["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
+            capture_output=True,
+        )
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+
+
+async def closed_loop(one: Callable[[int], Awaitable[None]], clients: int, total: int) -> float:
+    """Run ``total`` operations from ``clients`` concurrent loops; return ops/s."""
+    counter = iter(range(total))
+
+    async def client() -> None:
+        for i in counter:
+            await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return total / (time.perf_counter() - started)
+
+
+def check_webp(data: bytes, what: str) -> None:
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format != "WEBP" or im.width != WIDTH:
+            raise SystemExit(f"{what} returned {im.format} {im.size}, expected WebP {WIDTH} wide")
+
+
+async def thumbor_throughput(base_url: str, clients: int, total: int) -> float:
+    """requests/s of thumbor doing the transform (after one checked warm-up request each)."""
+    limits = httpx.Limits(max_connections=clients + 2)
+    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+        first = await client.get(THUMBOR_PATH)
+        first.raise_for_status()
+        check_webp(first.content, "thumbor")
+
+        async def one(_: int) -> None:
+            response = await client.get(THUMBOR_PATH)
+            response.raise_for_status()
+
+        await closed_loop(one, clients, clients)  # warm every process
+        return await closed_loop(one, clients, total)
+
+
+async def pixtools_throughput(
+    base_url: str,
+    data: bytes,
+    clients: int,
+    total: int,
+    *,
+    api_key: str | None = None,
+    download: bool = True,
+    poll_interval: float = 0.02,
+) -> float:
+    """jobs/s of a running PixTools stack: submit, poll until terminal, download the output."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    limits = httpx.Limits(max_connections=clients + 2)
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=120, limits=limits, headers=headers, follow_redirects=True
+    ) as client:
+
+        async def job(_: int, check: bool = False) -> None:
+            submitted = await client.post(
+                "/api/v1/jobs",
+                files={"file": ("photo.jpg", data, "image/jpeg")},
+                data={"spec": json.dumps(SPEC)},
+            )
+            if submitted.status_code != 202:
+                raise SystemExit(f"submit failed: {submitted.status_code} {submitted.text[:500]}")
+            job_id = submitted.json()["id"]
+            while True:
+                body: dict[str, Any] = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+                if body["status"] in TERMINAL:
+                    break
+                await asyncio.sleep(poll_interval)
+            if body["status"] != "succeeded":
+                raise SystemExit(f"job {job_id} ended {body['status']}: {body.get('outputs')}")
+            if download:
+                output = await client.get(f"/api/v1/jobs/{job_id}/outputs/web")
+                output.raise_for_status()
+                if check:
+                    check_webp(output.content, "PixTools")
+
+        await job(0, check=True)
+        await closed_loop(job, clients, clients)  # warm every worker process
+        return await closed_loop(job, clients, total)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients, both halves")
+    parser.add_argument("--requests", type=int, default=200, help="thumbor requests timed")
+    parser.add_argument("--jobs", type=int, default=100, help="PixTools jobs timed")
+    parser.add_argument("--thumbor-processes", type=int, default=2)
+    parser.add_argument("--thumbor-venv", type=Path, default=ROOT / ".venv-thumbor")
+    pixtools = parser.add_mutually_exclusive_group()
+    pixtools.add_argument("--pixtools-url", help="base URL of a running PixTools stack")
+    pixtools.add_argument(
+        "--start-pixtools", action="store_true", help="start api + worker processes here"
+    )
+    parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--api-key", default=os.environ.get("PIXTOOLS_API_KEY"))
+    parser.add_argument("--no-download", action="store_true", help="PixTools: skip the GET")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    data = photo_jpeg(1920, 1080)
+    print(
+        f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}; source 1920x1080 JPEG {len(data) / 1e6:.2f} MB "
+        f"-> {WIDTH} px WebP q{QUALITY}; {args.clients} concurrent clients"
+    )
+    results: dict[str, Any] = {"clients": args.clients}
+    with tempfile.TemporaryDirectory(prefix="pixtools-thumbor-") as tmp:
+        image_dir = Path(tmp)
+        (image_dir / "photo.jpg").write_bytes(data)
+        with running_thumbor(args.thumbor_venv, image_dir, args.thumbor_processes) as base:
+            version = subprocess.run(
+                [
+                    str(args.thumbor_venv / "bin" / "python"),
+                    "-c",
+                    "import thumbor, PIL; print(thumbor.__version__, PIL.__version__)",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            rps = asyncio.run(thumbor_throughput(base, args.clients, args.requests))
+    results["thumbor"] = {"requests_per_s": rps, "version": version[0], "pillow": version[1]}
+    print(
+        f"  thumbor {version[0]} (Pillow {version[1]}), {args.thumbor_processes} processes, "
+        f"file loader, no storage: {rps:7.2f} requests/s ({args.requests} requests)"
+    )
+    if args.pixtools_url or args.start_pixtools:
+        with contextlib.ExitStack() as stack:
+            if args.start_pixtools:
+                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                url = stack.enter_context(running_pixtools(workdir, args.worker_processes))
+                where = (
+                    f"started here (api 1 process + worker {args.worker_processes} processes, "
+                    "local-folder store, PostgreSQL, RabbitMQ)"
+                )
+            else:
+                url, where = args.pixtools_url, f"at {args.pixtools_url}"
+            jps = asyncio.run(
+                pixtools_throughput(
+                    url,
+                    data,
+                    args.clients,
+                    args.jobs,
+                    api_key=args.api_key,
+                    download=not args.no_download,
+                )
+            )
+        results["pixtools"] = {"jobs_per_s": jps, "where": where}
+        results["ratio"] = jps / rps
+        action = "download" if not args.no_download else "no download"
+        print(f"  PixTools {where}")
+        print(f"    submit, poll, {action}: {jps:7.2f} jobs/s ({args.jobs} jobs)")
+        print(f"  ratio PixTools / thumbor: {jps / rps:.2f}x (goal >= 1.0x)")
+    else:
+        print("  PixTools: skipped (neither --start-pixtools nor --pixtools-url)")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Install pillow-simd (AVX2, from source) and pillow-avif-plugin into a virtual environment.
+#
+# Usage: scripts/install-pillow-simd.sh [VENV]      (default: $VIRTUAL_ENV, else .venv)
+#
+# pillow-simd ships as an sdist only and is a drop-in replacement for Pillow (same `PIL`
+# package). Every package that depends on Pillow reinstalls Pillow over it, so this runs
+# LAST, after the project and its dependencies are installed, with --force-reinstall
+# --no-deps. pillow-avif-plugin goes in first, without its dependencies, for the same reason.
+# Debian's libavif is too old for pillow-simd's own AVIF codec; the plugin's wheel bundles
+# a current libavif.
+set -euo pipefail
+
+PILLOW_SIMD_VERSION="${PILLOW_SIMD_VERSION:-12.1.1.post0}"
+PILLOW_AVIF_PLUGIN_VERSION="${PILLOW_AVIF_PLUGIN_VERSION:-1.6.0}"
+VENV="${1:-${VIRTUAL_ENV:-.venv}}"
+PY="$VENV/bin/python"
+
+if [[ ! -x "$PY" ]]; then
+    echo "install-pillow-simd: no Python at $PY (pass the virtual environment as the first argument)" >&2
+    exit 2
+fi
+
+# Build dependencies: libjpeg-turbo, zlib, libwebp, libtiff, lcms2, freetype (headers).
+DEV_PACKAGES=(libjpeg62-turbo-dev zlib1g-dev libwebp-dev libtiff-dev liblcms2-dev libfreetype-dev)
+missing=()
+for pkg in "${DEV_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+    echo "install-pillow-simd: installing ${missing[*]}"
+    # Refresh the package lists only when they are absent (a fresh container).
+    if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then
+        $SUDO apt-get update
+    fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        "${missing[@]}" gcc libc6-dev
+fi
+
+if ! command -v cc >/dev/null; then
+    echo "install-pillow-simd: no C compiler (cc) on PATH" >&2
+    exit 2
+fi
+
+# The AVIF plugin first and without dependencies: it would otherwise pull Pillow back in.
+"$PY" -m pip install --no-deps "pillow-avif-plugin==${PILLOW_AVIF_PLUGIN_VERSION}"
+
+# pillow-simd last. It is built into a wheel first, so the environment is without a PIL
+# package only for the seconds the swap takes (processes may be starting meanwhile).
+WHEELS="$(mktemp -d)"
+trap 'rm -rf "$WHEELS"' EXIT
+CC="cc -mavx2" "$PY" -m pip wheel --no-deps --no-binary :all: --no-cache-dir \
+    --wheel-dir "$WHEELS" "pillow-simd==${PILLOW_SIMD_VERSION}"
+# Both distributions install the same PIL package, so Pillow is uninstalled first:
+# otherwise its C modules that pillow-simd does not build (e.g. _avif, linked against
+# Pillow's own bundled libraries) stay behind next to pillow-simd's.
+"$PY" -m pip uninstall -y pillow pillow-simd >/dev/null 2>&1 || true
+"$PY" -m pip install --force-reinstall --no-deps --no-index "$WHEELS"/pillow_simd-*.whl
+
+"$PY" - <<'PYCHECK'
+import sys
+
+import PIL
+from PIL import features
+
+problems = []
+if "post" not in PIL.__version__:
+    problems.append(f"PIL {PIL.__version__} is not pillow-simd (no .postN in its version)")
+for feature in ("webp", "jpg", "libtiff", "littlecms2", "freetype2", "zlib"):
+    if not features.check(feature):
+        problems.append(f"feature {feature} missing")
+if not features.check_feature("libjpeg_turbo"):
+    problems.append("JPEG codec is not libjpeg-turbo")
+
+import pillow_avif  # noqa: E402,F401  (registers the AVIF plugin)
+from PIL import Image  # noqa: E402
+import io  # noqa: E402
+
+try:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="AVIF")
+    with Image.open(io.BytesIO(buf.getvalue())) as back:
+        back.load()
+except Exception as exc:  # noqa: BLE001
+    problems.append(f"AVIF round trip failed: {exc}")
+
+if problems:
+    print("install-pillow-simd: FAILED: " + "; ".join(problems), file=sys.stderr)
+    sys.exit(1)
+print(f"install-pillow-simd: ok, pillow-simd {PIL.__version__} (AVX2) with webp, jpeg "
+      "(libjpeg-turbo), libtiff, lcms2, freetype, zlib and AVIF (pillow-avif-plugin)")
+PYCHECK

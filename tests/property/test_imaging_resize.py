@@ -1,0 +1,107 @@
+"""Properties of resize and crop: for any source size and params, the output size obeys the
+fit mode, never exceeds the box, and never enlarges without upscale; a crop is inside or
+rejected."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from pixtools.imaging import OperationError, StepContext
+from pixtools.imaging.ops import crop, resize
+from pixtools.imaging.ops.resize import resize_geometry
+from pixtools.spec.ops import Crop, Resize
+
+sides = st.integers(min_value=1, max_value=5000)
+box_sides = st.integers(min_value=1, max_value=16384)
+
+
+@st.composite
+def resize_params(draw: st.DrawFn) -> Resize:
+    width = draw(st.none() | box_sides)
+    height = draw(box_sides) if width is None else draw(st.none() | box_sides)
+    return Resize(
+        width=width,
+        height=height,
+        fit=draw(st.sampled_from(["contain", "inside", "cover", "fill"])),
+        gravity=draw(st.sampled_from(["center", "north", "south", "east", "west", "smart"])),
+        upscale=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(width=sides, height=sides, p=resize_params())
+def test_resize_geometry_obeys_the_fit_mode(width: int, height: int, p: Resize) -> None:
+    (out_w, out_h), (left, top, right, bottom) = resize_geometry(width, height, p)
+    assert out_w >= 1 and out_h >= 1
+    # Never larger than the box on a given side.
+    if p.width is not None:
+        assert out_w <= p.width
+    if p.height is not None:
+        assert out_h <= p.height
+    # Never enlarges without upscale, on either axis.
+    if not p.upscale:
+        assert out_w <= width and out_h <= height
+    # The region read lies inside the image.
+    assert 0 <= left < right <= width + 1e-6 and 0 <= top < bottom <= height + 1e-6
+    both = p.width is not None and p.height is not None
+    if p.fit in ("contain", "inside") or not both:
+        # Aspect kept (within rounding) and one side touches the box or the source.
+        assert (left, top, right, bottom) == (0, 0, width, height)
+        scale = min(b / s for b, s in ((p.width, width), (p.height, height)) if b is not None)
+        if not p.upscale:
+            scale = min(scale, 1.0)
+        for out_side, side in ((out_w, width), (out_h, height)):
+            assert abs(out_side - side * scale) <= 0.5 + 1e-9 or (
+                out_side == 1 and side * scale < 1
+            )
+    elif p.fit == "cover":
+        # Exactly the box (shrunk keeping its aspect when upscale is off).
+        if p.upscale or (p.width <= width and p.height <= height):  # type: ignore[operator]
+            assert (out_w, out_h) == (p.width, p.height)
+        region_aspect = (right - left) / (bottom - top)
+        assert region_aspect == pytest.approx(out_w / out_h, rel=0.02, abs=1 / min(out_w, out_h))
+    else:  # fill: the box, the whole image stretched
+        assert (left, top, right, bottom) == (0, 0, width, height)
+        if p.upscale or (p.width <= width and p.height <= height):  # type: ignore[operator]
+            assert (out_w, out_h) == (p.width, p.height)
+
+
+@settings(max_examples=150, deadline=2000)
+@given(
+    width=st.integers(1, 300),
+    height=st.integers(1, 300),
+    p=resize_params().filter(lambda p: (p.width or 1) <= 600 and (p.height or 1) <= 600),
+    mode=st.sampled_from(["RGB", "RGBA", "L", "LA"]),
+)
+def test_resize_output_matches_its_geometry(width: int, height: int, p: Resize, mode: str) -> None:
+    im = Image.new(mode, (width, height))
+    out = resize(im, p, StepContext(source_format="png", source_size=(width, height)))
+    assert out.size == resize_geometry(width, height, p)[0]
+    assert out.mode == mode
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    width=st.integers(1, 400),
+    height=st.integers(1, 400),
+    left=st.integers(0, 600),
+    top=st.integers(0, 600),
+    cw=st.integers(1, 600),
+    ch=st.integers(1, 600),
+)
+def test_crop_is_inside_or_rejected(
+    width: int, height: int, left: int, top: int, cw: int, ch: int
+) -> None:
+    im = Image.new("L", (width, height))
+    ctx = StepContext(source_format="png", source_size=(width, height))
+    params = Crop(left=left, top=top, width=cw, height=ch)
+    if left + cw <= width and top + ch <= height:
+        out = crop(im, params, ctx)
+        assert out.size == (cw, ch)
+        assert ctx.point_to_source(0, 0) == (left, top)
+    else:
+        with pytest.raises(OperationError):
+            crop(im, params, ctx)

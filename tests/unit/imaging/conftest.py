@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from .images import encode, photo
+
+MAX_PIXELS = 50_000_000
+
+
+@pytest.fixture(scope="session")
+def photo_rgb() -> Image.Image:
+    return photo((640, 480))
+
+
+@pytest.fixture(scope="session")
+def photo_jpeg(photo_rgb: Image.Image) -> bytes:
+    return encode(photo_rgb, "JPEG", quality=92)

@@ -1,0 +1,89 @@
+"""Hostile inputs: pixel caps from the header before any decode, bomb warnings as errors,
+truncated and corrupt files as our errors."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+from PIL import Image
+
+from pixtools.imaging import CorruptImage, TooManyPixels, probe, render_output
+from pixtools.imaging.limits import apply_decoder_limits
+from pixtools.spec.ops import Convert, Resize
+
+from .conftest import MAX_PIXELS
+from .images import HUGE_HEADERS, encode, photo
+
+
+@pytest.mark.parametrize("fmt", sorted(HUGE_HEADERS))
+def test_header_declaring_too_many_pixels_is_422_before_decode(fmt: str) -> None:
+    data = HUGE_HEADERS[fmt]()
+    started = time.perf_counter()
+    with pytest.raises(TooManyPixels) as caught:
+        probe(data, max_pixels=MAX_PIXELS)
+    assert caught.value.http_status == 422
+    with pytest.raises(TooManyPixels):
+        render_output(data, [Resize(width=10)], max_pixels=MAX_PIXELS)
+    # Decoding billions of pixels would take far longer (and the data is not there).
+    assert time.perf_counter() - started < 2
+
+
+def test_pixel_cap_counts_every_frame() -> None:
+    frames = [Image.new("RGB", (100, 100), (80 * i, 0, 0)) for i in range(3)]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert probe(gif, max_pixels=30_000).frames == 3
+    with pytest.raises(TooManyPixels, match="3 frames"):
+        probe(gif, max_pixels=29_999)
+    with pytest.raises(TooManyPixels):
+        render_output(gif, [Convert(format="png")], max_pixels=29_999)
+
+
+def test_pillow_bomb_warning_is_an_error_at_the_configured_limit() -> None:
+    data = encode(Image.new("RGB", (40, 40)), "PNG")
+    apply_decoder_limits(1_000)
+    try:
+        assert Image.MAX_IMAGE_PIXELS == 1_000
+        with warnings.catch_warnings():
+            # Whatever the caller's filters: our filter is installed process-wide.
+            apply_decoder_limits(1_000)
+            with pytest.raises(Image.DecompressionBombWarning):
+                Image.open(__import__("io").BytesIO(data))
+    finally:
+        apply_decoder_limits(MAX_PIXELS)
+    with pytest.raises(TooManyPixels):
+        render_output(data, [Convert(format="png")], max_pixels=1_000)
+
+
+def test_bad_header_is_corrupt_at_probe() -> None:
+    png = encode(Image.new("RGB", (16, 16)), "PNG")
+    broken = png[:8] + b"\x00\x00\x00\x0dIHDX" + png[16:]
+    with pytest.raises(CorruptImage) as caught:
+        probe(broken, max_pixels=MAX_PIXELS)
+    assert caught.value.http_status == 422
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "TIFF", "BMP"])
+def test_truncated_body_passes_probe_and_fails_render_as_corrupt(fmt: str) -> None:
+    data = encode(photo((256, 192)), fmt)
+    cut = data[: len(data) // 2]
+    info = probe(cut, max_pixels=MAX_PIXELS)
+    assert (info.width, info.height) == (256, 192)
+    with pytest.raises(CorruptImage, match="corrupt or truncated"):
+        render_output(cut, [Resize(width=64), Convert(format="png")], max_pixels=MAX_PIXELS)
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "AVIF"])
+def test_truncated_webp_and_avif_are_corrupt_already_at_probe(fmt: str) -> None:
+    # libwebp and libavif parse the whole container before they report a size.
+    data = encode(photo((256, 192)), "WEBP")
+    with pytest.raises(CorruptImage):
+        probe(data[: len(data) // 2], max_pixels=MAX_PIXELS)
+
+
+def test_zero_dimension_header_is_corrupt() -> None:
+    from .images import huge_bmp
+
+    with pytest.raises(CorruptImage):
+        probe(huge_bmp(0, 16), max_pixels=MAX_PIXELS)

@@ -318,11 +318,14 @@ async def wait_job(
     timeout: float = 60,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Poll a job until it is terminal; return it."""
+    """Long-poll a job until it is terminal; return it."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        resp = await client.get(f"/api/v1/jobs/{job_id}", headers=headers)
+        wait = max(0.0, min(10.0, deadline - time.monotonic()))
+        resp = await client.get(
+            f"/api/v1/jobs/{job_id}", params={"wait": f"{wait:.1f}"}, headers=headers
+        )
         assert resp.status_code == 200, resp.text
         job = resp.json()
         if job["status"] in ("succeeded", "partial", "failed", "canceled"):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pixtools.settings import Settings
 from pixtools.store.cache import Cache, MemoryCache, RedisCache
-from pixtools.store.database import Database
+from pixtools.store.database import Database, LocalSignals
 from pixtools.store.jobs import JobRepository
 from pixtools.store.objects import LocalObjectStore, ObjectStore, S3ObjectStore
 
@@ -45,10 +44,10 @@ def build_services(
     *,
     cache: Cache | None = None,
     pool_size: int = 10,
-    local_wakeups: list[Callable[[], None]] | None = None,
+    signals: LocalSignals | None = None,
 ) -> Services:
     """Create the adapters; call on the event loop that will use them."""
-    db = Database(settings.effective_database_url, pool_size=pool_size, local_wakeups=local_wakeups)
+    db = Database(settings.effective_database_url, pool_size=pool_size, signals=signals)
     if cache is None:
         cache = RedisCache(settings.redis_url) if settings.redis_url else MemoryCache()
     return Services(settings, db, JobRepository(db), build_object_store(settings), cache)

@@ -199,3 +199,16 @@ async def test_webhook_is_delivered_signed(client: httpx.AsyncClient, embedded: 
         assert job["webhook"] == {"url": receiver.url, "status": "delivered", "attempts": 1}
     finally:
         receiver.server.shutdown()
+
+
+async def test_long_poll_in_embedded_mode(client: httpx.AsyncClient) -> None:
+    spec = {"outputs": [{"name": "a", "steps": [{"op": "blur", "sigma": 2}]}]}
+    job = (
+        await client.post(
+            "/api/v1/jobs",
+            files={"file": ("a.jpg", jpeg_bytes(300, 200))},
+            data={"spec": json.dumps(spec)},
+        )
+    ).json()
+    r = await client.get(f"/api/v1/jobs/{job['id']}", params={"wait": 30})
+    assert r.json()["status"] == "succeeded"

@@ -8,6 +8,7 @@ import io
 import json
 import struct
 import subprocess
+import time
 import zipfile
 import zlib
 from typing import Any
@@ -389,3 +390,46 @@ async def test_broker_down_still_accepts_and_jobs_run_when_it_returns(
     for jid in ids:
         done = await wait_job(stack_client, jid, timeout=120)
         assert done["status"] == "succeeded"
+
+
+async def test_long_poll_answers_when_the_job_finishes(stack_client: httpx.AsyncClient) -> None:
+    job = (await submit(stack_client, {"outputs": [THUMB, PNG]}, jpeg_bytes(800, 600))).json()
+    started = time.monotonic()
+    r = await stack_client.get(f"/api/v1/jobs/{job['id']}", params={"wait": 30})
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    assert elapsed < 20  # woken by the job's NOTIFY, not by the timeout
+    quick = await stack_client.get(f"/api/v1/jobs/{job['id']}", params={"wait": 30})
+    assert quick.json()["status"] == "succeeded"  # already finished: no wait at all
+    assert (
+        await stack_client.get(f"/api/v1/jobs/{job['id']}", params={"wait": 61})
+    ).status_code == 400
+    assert (
+        await stack_client.get(
+            "/api/v1/jobs/00000000-0000-0000-0000-000000000000", params={"wait": 5}
+        )
+    ).status_code == 404
+
+
+async def test_long_poll_times_out_with_the_job_as_it_is(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
+    services_stack.stop("worker-standard")
+    try:
+        job = (await submit(stack_client, {"outputs": [THUMB]})).json()
+        started = time.monotonic()
+        r = await stack_client.get(f"/api/v1/jobs/{job['id']}", params={"wait": 1.5})
+        assert 1.4 < time.monotonic() - started < 10
+        assert r.json()["status"] == "queued"
+    finally:
+        services_stack.start(
+            "worker-standard",
+            "worker",
+            "--queues",
+            "standard",
+            "--processes",
+            "1",
+            "--threads",
+            "4",
+        )
+    assert (await wait_job(stack_client, job["id"]))["status"] == "succeeded"

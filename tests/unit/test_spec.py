@@ -134,10 +134,29 @@ def test_op_implementations_resolve_for_standard_ops() -> None:
 @pytest.mark.parametrize(
     ("steps", "field"),
     [
-        ([{"op": "crop", "left": 0, "top": 0, "width": 101, "height": 10}], "outputs[0].steps[0].width"),
-        ([{"op": "crop", "left": 0, "top": 45, "width": 10, "height": 10}], "outputs[0].steps[0].height"),
-        ([{"op": "rotate", "degrees": 90}, {"op": "crop", "left": 0, "top": 0, "width": 60, "height": 10}], "outputs[0].steps[1].width"),
-        ([{"op": "crop", "left": 10, "top": 10, "width": 20, "height": 20}, {"op": "grayscale"}, {"op": "crop", "left": 5, "top": 5, "width": 20, "height": 5}], "outputs[0].steps[2].width"),
+        (
+            [{"op": "crop", "left": 0, "top": 0, "width": 101, "height": 10}],
+            "outputs[0].steps[0].width",
+        ),
+        (
+            [{"op": "crop", "left": 0, "top": 45, "width": 10, "height": 10}],
+            "outputs[0].steps[0].height",
+        ),
+        (
+            [
+                {"op": "rotate", "degrees": 90},
+                {"op": "crop", "left": 0, "top": 0, "width": 60, "height": 10},
+            ],
+            "outputs[0].steps[1].width",
+        ),
+        (
+            [
+                {"op": "crop", "left": 10, "top": 10, "width": 20, "height": 20},
+                {"op": "grayscale"},
+                {"op": "crop", "left": 5, "top": 5, "width": 20, "height": 5},
+            ],
+            "outputs[0].steps[2].width",
+        ),
     ],
 )
 def test_crops_that_cannot_fit_the_source_are_refused(steps: list[dict], field: str) -> None:
@@ -153,8 +172,15 @@ def test_crop_checks_stop_where_the_size_is_not_known() -> None:
 
     ok = [
         [{"op": "crop", "left": 0, "top": 0, "width": 100, "height": 50}],
-        [{"op": "flip", "direction": "vertical"}, {"op": "rotate", "degrees": 180}, {"op": "crop", "left": 90, "top": 40, "width": 10, "height": 10}],
-        [{"op": "resize", "width": 1000, "upscale": True}, {"op": "crop", "left": 500, "top": 0, "width": 10, "height": 10}],
+        [
+            {"op": "flip", "direction": "vertical"},
+            {"op": "rotate", "degrees": 180},
+            {"op": "crop", "left": 90, "top": 40, "width": 10, "height": 10},
+        ],
+        [
+            {"op": "resize", "width": 1000, "upscale": True},
+            {"op": "crop", "left": 500, "top": 0, "width": 10, "height": 10},
+        ],
     ]
     for steps in ok:
         check_against_source(parse_spec(spec(out("a", *steps))), 100, 50)

@@ -37,9 +37,11 @@ from pixtools.api.middleware import (
     RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
+from pixtools.api.waiters import JobWaiters
 from pixtools.observability.metrics import ApiMetrics
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
+from pixtools.store.database import LocalSignals
 from pixtools.worker.broker import build_broker
 from pixtools.worker.relay import OutboxRelay
 
@@ -109,8 +111,8 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             from pixtools.store.migrate import upgrade
 
             await asyncio.to_thread(upgrade, settings.effective_database_url)
-        wakeups: list[Any] = []
-        services = build_services(settings, local_wakeups=wakeups)
+        signals = LocalSignals()
+        services = build_services(settings, signals=signals)
         app.state.services = services
         broker = build_broker(settings.rabbitmq_url)
         app.state.broker = broker
@@ -118,12 +120,15 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
         if settings.embedded:
             from pixtools.worker.actors import declare_actors, runtime
 
-            declare_actors(broker, settings, cache=services.cache, local_wakeups=wakeups)
+            declare_actors(broker, settings, cache=services.cache, signals=signals)
             workers = EmbeddedWorkers(broker, settings.worker_threads)
             workers.start()
         relay = OutboxRelay(services.db, broker, poll_seconds=settings.outbox_poll_seconds)
         app.state.relay = relay
         await relay.start()
+        waiters = JobWaiters(services.db)
+        app.state.waiters = waiters
+        await waiters.start()
         try:
             from pixtools.imaging import build_info
 
@@ -135,6 +140,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
         try:
             yield
         finally:
+            await waiters.stop()
             await relay.stop()
             if workers is not None:
                 await asyncio.to_thread(workers.stop)

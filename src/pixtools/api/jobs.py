@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -21,6 +22,7 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from pixtools.api.auth import Principal
+from pixtools.api.waiters import JobWaiters
 from pixtools.imaging import (
     FORMATS,
     ImageError,
@@ -234,11 +236,33 @@ class JobController(Controller):
         next_cursor = encode_cursor(page[-1].job.created_at, page[-1].job.id) if more else None
         return JobPage(items=[job_out(r) for r in page], next_cursor=next_cursor)
 
-    @get("/{job_id:uuid}", summary="Get a job")
-    async def get_job(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobOut:
+    @get(
+        "/{job_id:uuid}",
+        summary="Get a job",
+        description="With `wait=N` (seconds, up to 60) the answer comes as soon as the job "
+        "finishes, or after N seconds with the job as it is then (long polling).",
+    )
+    async def get_job(
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        principal: Principal,
+        job_id: uuid.UUID,
+        wait: Annotated[float, Parameter(query="wait", ge=0, le=60)] = 0,
+    ) -> JobOut:
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
             raise NotFoundException(detail="job not found")
+        if wait <= 0 or record.job.status in TERMINAL_JOB:
+            return job_out(record)
+        waiters: JobWaiters = request.app.state.waiters
+        with waiters.subscribe(str(job_id)) as finished:
+            record = await services.jobs.get(job_id, principal.owner)  # it may have just ended
+            assert record is not None
+            if record.job.status not in TERMINAL_JOB:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished, timeout=wait)
+                record = await services.jobs.get(job_id, principal.owner) or record
         return job_out(record)
 
     @get("/{job_id:uuid}/outputs/{name:str}", summary="Download an output")

@@ -21,6 +21,17 @@ from sqlalchemy.ext.asyncio import (
 log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "pixtools_outbox"
+JOBS_CHANNEL = "pixtools_jobs"  # payload: the id of a job that just finished
+
+
+class LocalSignals:
+    """In-process stand-in for LISTEN/NOTIFY (SQLite, embedded mode), shared by the API's and
+    the embedded workers' Database objects. Callbacks run on the signalling thread: they
+    must be thread-safe (hand over with ``loop.call_soon_threadsafe``)."""
+
+    def __init__(self) -> None:
+        self.outbox: list[Callable[[], None]] = []
+        self.job_finished: list[Callable[[str], None]] = []
 
 
 class Database:
@@ -31,7 +42,7 @@ class Database:
         url: str,
         *,
         pool_size: int = 10,
-        local_wakeups: list[Callable[[], None]] | None = None,
+        signals: LocalSignals | None = None,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -44,9 +55,7 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # In-process wake-up of the relay where there is no LISTEN/NOTIFY (SQLite); shared by
-        # the API's and the embedded workers' Database objects. Callbacks must be thread-safe.
-        self.local_wakeups = local_wakeups if local_wakeups is not None else []
+        self.signals = signals if signals is not None else LocalSignals()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -60,25 +69,36 @@ class Database:
             return
         await session.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
 
+    async def notify_job_finished(self, session: AsyncSession, job_id: str) -> None:
+        """Tell waiting clients (``GET /jobs/{id}?wait=``) when this transaction commits."""
+        if not self.is_sqlite:
+            await session.execute(sa.select(sa.func.pg_notify(JOBS_CHANNEL, job_id)))
+
     def wake_local(self) -> None:
-        for wake in self.local_wakeups:
+        """After a commit that wrote outbox rows: wake an in-process relay."""
+        for wake in self.signals.outbox:
             wake()
+
+    def job_finished_local(self, job_id: str) -> None:
+        for callback in self.signals.job_finished:
+            callback(job_id)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def listen(
-        self, channel: str, callback: Callable[[], None]
+        self, channel: str, callback: Callable[[str], None]
     ) -> Callable[[], Awaitable[None]]:
-        """LISTEN on ``channel`` over a dedicated asyncpg connection; returns its closer."""
+        """LISTEN on ``channel`` over a dedicated asyncpg connection; ``callback(payload)``
+        runs on this event loop. Returns the closer."""
         import asyncpg
 
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
         conn = await asyncpg.connect(dsn)
 
-        def _on_notify(*_: object) -> None:
-            callback()
+        def _on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            callback(payload)
 
         await conn.add_listener(channel, _on_notify)
 

@@ -422,6 +422,7 @@ class JobRepository:
             job.archive_key = archive_key
             job.updated_at = now
             job.finished_at = now
+            await self.db.notify_job_finished(s, str(job_id))
             if job.webhook_url:
                 job.webhook_status = "pending"
                 s.add(
@@ -429,6 +430,7 @@ class JobRepository:
                 )
                 await self.db.notify_outbox(s)
         self.db.wake_local()
+        self.db.job_finished_local(str(job_id))
         return status
 
     # --- maintenance --------------------------------------------------------------------

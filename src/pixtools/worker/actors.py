@@ -23,6 +23,7 @@ import dramatiq
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import Cache
+from pixtools.store.database import LocalSignals
 from pixtools.store.jobs import (
     FINALIZE_ACTOR,
     PROCESS_ACTOR,
@@ -43,17 +44,17 @@ class WorkerRuntime:
         settings: Settings,
         *,
         cache: Cache | None = None,
-        local_wakeups: list[Callable[[], None]] | None = None,
+        signals: LocalSignals | None = None,
     ) -> None:
         self.settings = settings
         self._cache = cache
-        self._wakeups = local_wakeups
+        self._signals = signals
         self._services: Services | None = None
 
     def services(self) -> Services:
         if self._services is None:
             self._services = build_services(
-                self.settings, cache=self._cache, pool_size=5, local_wakeups=self._wakeups
+                self.settings, cache=self._cache, pool_size=5, signals=self._signals
             )
         return self._services
 
@@ -241,11 +242,11 @@ def declare_actors(
     settings: Settings,
     *,
     cache: Cache | None = None,
-    local_wakeups: list[Callable[[], None]] | None = None,
+    signals: LocalSignals | None = None,
 ) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Bind the actors to ``broker`` and set up this process's worker runtime."""
     global _runtime
-    _runtime = WorkerRuntime(settings, cache=cache, local_wakeups=local_wakeups)
+    _runtime = WorkerRuntime(settings, cache=cache, signals=signals)
     time_limit = 15 * 60 * 1000
     specs: list[tuple[Callable[..., Any], str, str]] = [
         (process_output, PROCESS_ACTOR["standard"], "standard"),

@@ -43,12 +43,12 @@ class OutboxRelay:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.db.local_wakeups.append(self._wake_threadsafe)
+        self.db.signals.outbox.append(self._wake_threadsafe)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._wake_threadsafe in self.db.local_wakeups:
-            self.db.local_wakeups.remove(self._wake_threadsafe)
+        if self._wake_threadsafe in self.db.signals.outbox:
+            self.db.signals.outbox.remove(self._wake_threadsafe)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -61,7 +61,9 @@ class OutboxRelay:
         if self.db.is_sqlite or self._close_listener is not None:
             return
         try:
-            self._close_listener = await self.db.listen(OUTBOX_CHANNEL, self._wake_threadsafe)
+            self._close_listener = await self.db.listen(
+                OUTBOX_CHANNEL, lambda _payload: self._wake.set()
+            )
         except Exception as exc:  # the poll still works; try LISTEN again next round
             log.warning("outbox LISTEN unavailable (%s); polling", exc)
 

@@ -217,12 +217,11 @@ async def main() -> None:
                 return r.json()["id"], elapsed
 
             async def wait_done(job_id: str) -> dict[str, Any]:
-                while True:
-                    job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+                while True:  # long polling: one request per job, not a polling storm
+                    job = (await client.get(f"/api/v1/jobs/{job_id}", params={"wait": 30})).json()
                     if job["status"] not in ("queued", "running"):
                         assert job["status"] == "succeeded", job
                         return job
-                    await asyncio.sleep(0.05)
 
             # 1. idle: one job at a time.
             idle_ids = []

@@ -9,8 +9,9 @@ The transform: a 1920x1080 JPEG -> 800 px wide WebP q80.
   is not what we measure): ``--start-pixtools`` starts ``pixtools api`` and ``pixtools
   worker --queues standard --processes 2`` on this machine's PostgreSQL and RabbitMQ (a
   database and vhost of their own, removed afterwards), or ``--pixtools-url`` points at a
-  running stack. Each client submits a job (multipart upload + spec), polls it to
-  ``succeeded`` and downloads the output, then submits the next. Figure: jobs/s.
+  running stack. Each client submits a job (multipart upload + spec), waits for it with
+  one long-polling request (``?wait=30``) and downloads the output, then submits the next.
+  Figure: jobs/s.
 
 Both halves use the same number of concurrent clients and run in the same invocation:
 
@@ -248,9 +249,8 @@ async def pixtools_throughput(
     *,
     api_key: str | None = None,
     download: bool = True,
-    poll_interval: float = 0.02,
 ) -> float:
-    """jobs/s of a running PixTools stack: submit, poll until terminal, download the output."""
+    """jobs/s of a running PixTools stack: submit, long-poll until terminal, download."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     limits = httpx.Limits(max_connections=clients + 2)
     async with httpx.AsyncClient(
@@ -266,11 +266,12 @@ async def pixtools_throughput(
             if submitted.status_code != 202:
                 raise SystemExit(f"submit failed: {submitted.status_code} {submitted.text[:500]}")
             job_id = submitted.json()["id"]
-            while True:
-                body: dict[str, Any] = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+            while True:  # long polling (?wait=): one request per job
+                body: dict[str, Any] = (
+                    await client.get(f"/api/v1/jobs/{job_id}", params={"wait": 30})
+                ).json()
                 if body["status"] in TERMINAL:
                     break
-                await asyncio.sleep(poll_interval)
             if body["status"] != "succeeded":
                 raise SystemExit(f"job {job_id} ended {body['status']}: {body.get('outputs')}")
             if download:

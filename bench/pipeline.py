@@ -25,14 +25,6 @@ import asyncio
 import io
 import json
 import os
-import secrets
-import signal
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -40,8 +32,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-import psutil
 from PIL import Image
+from stack import RssSampler, output_timings, running_stack  # bench/stack.py
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {
@@ -78,34 +70,6 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RssSampler(threading.Thread):
-    """Peak RSS of each process tree (parent + children), sampled every 50 ms."""
-
-    def __init__(self, procs: dict[str, int]) -> None:
-        super().__init__(daemon=True)
-        self.procs = procs
-        self.peak = dict.fromkeys(procs, 0)
-        self.stop_flag = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            for name, pid in self.procs.items():
-                try:
-                    root = psutil.Process(pid)
-                    tree = [root, *root.children(recursive=True)]
-                    rss = sum(p.memory_info().rss for p in tree if p.is_running())
-                except psutil.Error:
-                    continue
-                self.peak[name] = max(self.peak[name], rss)
-            time.sleep(0.05)
-
-
 def render_once(data: bytes) -> int:
     from pixtools.imaging import render_output
     from pixtools.spec.job import parse_spec
@@ -124,85 +88,34 @@ def bare_pool(data: bytes, jobs: int, processes: int) -> float:
         return jobs / (time.perf_counter() - started)
 
 
-def run(cmd: list[str]) -> None:
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=48)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--api-workers", type=int, default=1)
     ap.add_argument("--idle-jobs", type=int, default=15)
     args = ap.parse_args()
 
-    run_id = secrets.token_hex(3)
-    db, vhost = f"pixtools_bench_{run_id}", f"pixtools_bench_{run_id}"
-    run(["psql", "postgresql://postgres@127.0.0.1/postgres", "-qc", f'CREATE DATABASE "{db}"'])
-    run(["rabbitmqctl", "add_vhost", vhost])
-    run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
-    workdir = Path(tempfile.mkdtemp(prefix="pixtools-bench-"))
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")},
-        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1/{db}",
-        "PIXTOOLS_RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        "PIXTOOLS_DATA_DIR": str(workdir),
-        "PIXTOOLS_LOG_LEVEL": "WARNING",
-        "PIXTOOLS_RATE_LIMIT_PER_MINUTE": "0",
-    }
-    procs: dict[str, subprocess.Popen[bytes]] = {}
     data = photo_like_jpeg()
     print(f"source: 4000x3000 JPEG, {len(data) / 1e6:.1f} MB; spec: resize 800 wide, WebP q80")
-    print(
-        f"store: local folder ({workdir}); database: PostgreSQL; broker: RabbitMQ; cores: {os.cpu_count()}"
-    )
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "pixtools.cli", "migrate"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        procs["api"] = subprocess.Popen(
-            [sys.executable, "-m", "pixtools.cli", "api", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "api.log", "wb"),
-            start_new_session=True,
-        )
-        procs["worker"] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pixtools.cli",
-                "worker",
-                "--queues",
-                "standard",
-                "--processes",
-                str(args.processes),
-                "--threads",
-                str(args.threads),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "worker.log", "wb"),
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
+    print(f"store: local folder; database: PostgreSQL; broker: RabbitMQ; cores: {os.cpu_count()}")
+    worker = [
+        "--queues",
+        "standard",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    with running_stack({"worker": worker}, api_workers=args.api_workers) as stack:
         async with httpx.AsyncClient(
-            base_url=base, timeout=120, limits=httpx.Limits(max_connections=args.clients + 4)
+            base_url=stack.base_url,
+            timeout=120,
+            limits=httpx.Limits(max_connections=args.clients + 4),
         ) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(2)  # let worker processes boot
-            sampler = RssSampler({name: p.pid for name, p in procs.items()})
+            sampler = RssSampler(stack.pids)
             sampler.start()
 
             async def submit() -> tuple[str, float]:
@@ -224,13 +137,14 @@ async def main() -> None:
                         return job
 
             # 1. idle: one job at a time.
-            idle_ids = []
+            idle_ids, idle_submit = [], []
             for _ in range(args.idle_jobs):
-                jid, _ = await submit()
+                jid, lat = await submit()
                 await wait_done(jid)
                 idle_ids.append(jid)
+                idle_submit.append(lat)
 
-            # 2. load: N jobs from C concurrent clients.
+            # 2. load: N jobs from C concurrent clients, each waiting for its job.
             queue: asyncio.Queue[int] = asyncio.Queue()
             for i in range(args.jobs):
                 queue.put_nowait(i)
@@ -246,48 +160,32 @@ async def main() -> None:
                     jid, lat = await submit()
                     submit_lat.append(lat)
                     load_ids.append(jid)
+                    await wait_done(jid)
 
             started = time.perf_counter()
             await asyncio.gather(*(client_loop() for _ in range(args.clients)))
-            await asyncio.gather(*(wait_done(j) for j in load_ids))
-            # Throughput from the database's clock: first accepted → last finished.
-            sampler.stop_flag.set()
-
-        timings = await db_timings(env["PIXTOOLS_DATABASE_URL"])
-        wall = time.perf_counter() - started
-    finally:
-        for p in procs.values():
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(p.pid, signal.SIGKILL)
-        subprocess.run(
-            [
-                "psql",
-                "postgresql://postgres@127.0.0.1/postgres",
-                "-qc",
-                f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)',
-            ],
-            capture_output=True,
-        )
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+            wall = time.perf_counter() - started
+            peak = sampler.stop()
+        timings = await output_timings(stack.database_url)
 
     idle = [t for t in timings if t["id"] in set(idle_ids)]
     load = [t for t in timings if t["id"] in set(load_ids)]
-    span = max(t["finished"] for t in load) - min(t["created"] for t in load)
+    span = max(t["job_finished"] for t in load) - min(t["created"] for t in load)
     jobs_per_s = len(load) / span
     pool_rate = bare_pool(data, args.jobs, args.processes)
 
     ms = 1000
     print(
-        f"\nworker: {args.processes} process(es) x {args.threads} thread(s); clients: {args.clients}; jobs: {args.jobs}"
+        f"\nworker: {args.processes} process(es) x {args.threads} thread(s); api processes: {args.api_workers}; clients: {args.clients}; jobs: {args.jobs}"
     )
     print(
         f"throughput            {jobs_per_s:6.2f} jobs/s   (first accepted -> last finished {span:.1f} s; wall {wall:.1f} s)"
     )
     print(
-        f"submit latency        p50 {pct(submit_lat, 50) * ms:6.1f} ms  p95 {pct(submit_lat, 95) * ms:6.1f} ms  p99 {pct(submit_lat, 99) * ms:6.1f} ms"
+        f"submit latency load   p50 {pct(submit_lat, 50) * ms:6.1f} ms  p95 {pct(submit_lat, 95) * ms:6.1f} ms  p99 {pct(submit_lat, 99) * ms:6.1f} ms"
+    )
+    print(
+        f"submit latency idle   p50 {pct(idle_submit, 50) * ms:6.1f} ms  p95 {pct(idle_submit, 95) * ms:6.1f} ms"
     )
     idle_q = [t["started"] - t["created"] for t in idle]
     load_q = [t["started"] - t["created"] for t in load]
@@ -297,8 +195,8 @@ async def main() -> None:
     print(
         f"queue wait under load p50 {pct(load_q, 50) * ms:6.1f} ms  p95 {pct(load_q, 95) * ms:6.1f} ms   (includes waiting behind other jobs)"
     )
-    done = [t["finished"] - t["created"] for t in load]
-    idle_done = [t["finished"] - t["created"] for t in idle]
+    done = [t["job_finished"] - t["created"] for t in load]
+    idle_done = [t["job_finished"] - t["created"] for t in idle]
     print(
         f"submit-to-done load   p50 {pct(done, 50) * ms:6.0f} ms  p95 {pct(done, 95) * ms:6.0f} ms"
     )
@@ -306,28 +204,12 @@ async def main() -> None:
         f"submit-to-done idle   p50 {pct(idle_done, 50) * ms:6.0f} ms  p95 {pct(idle_done, 95) * ms:6.0f} ms"
     )
     print(
-        f"peak RSS              api {sampler.peak['api'] / 2**20:6.0f} MiB   worker (all processes) {sampler.peak['worker'] / 2**20:6.0f} MiB"
+        f"peak RSS              api {peak['api'] / 2**20:6.0f} MiB   worker (all processes) {peak['worker'] / 2**20:6.0f} MiB"
     )
     print(
         f"bare process pool     {pool_rate:6.2f} jobs/s   ({args.processes} processes, same renders, same run)"
     )
     print(f"pipeline efficiency   {jobs_per_s / pool_rate * 100:6.1f} %")
-    print(f"stdev submit          {statistics.pstdev(submit_lat) * ms:6.1f} ms")
-
-
-async def db_timings(url: str) -> list[dict[str, Any]]:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        rows = await conn.fetch(
-            "SELECT j.id::text AS id, extract(epoch FROM j.created_at) AS created, "
-            "extract(epoch FROM o.started_at) AS started, extract(epoch FROM j.finished_at) AS finished "
-            "FROM jobs j JOIN outputs o ON o.job_id = j.id"
-        )
-    finally:
-        await conn.close()
-    return [{k: (float(v) if k != "id" else v) for k, v in dict(r).items()} for r in rows]
 
 
 if __name__ == "__main__":

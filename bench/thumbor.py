@@ -31,7 +31,6 @@ import io
 import json
 import os
 import platform
-import secrets
 import socket
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imaging import photo_jpeg  # bench/imaging.py, not pixtools.imaging
+from stack import running_stack  # bench/stack.py
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, QUALITY = 800, 80
@@ -141,69 +141,11 @@ def running_thumbor(venv: Path, image_dir: Path, processes: int) -> Iterator[str
 
 
 @contextlib.contextmanager
-def running_pixtools(workdir: Path, processes: int) -> Iterator[str]:
-    """Start PixTools' api and a standard worker as processes, the local-folder store, a
-    PostgreSQL database and RabbitMQ vhost of their own; yield the base URL."""
-    run_id = secrets.token_hex(3)
-    db = vhost = f"pixtools_thumborbench_{run_id}"
-    admin = "postgresql://postgres@127.0.0.1/postgres"
-    subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{db}"'], check=True)
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")},
-        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1/{db}",
-        "PIXTOOLS_RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        "PIXTOOLS_DATA_DIR": str(workdir),
-        "PIXTOOLS_LOG_LEVEL": "WARNING",
-        "PIXTOOLS_RATE_LIMIT_PER_MINUTE": "0",
-    }
-    port = free_port()
-    cli = [sys.executable, "-m", "pixtools.cli"]
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
-        for name, args in (
-            ("api", ["api", "--host", "127.0.0.1", "--port", str(port)]),
-            ("worker", ["worker", "--queues", "standard", "--processes", str(processes)]),
-        ):
-            log = (workdir / f"{name}.log").open("wb")
-            procs.append(
-                subprocess.Popen(
-                    [*cli, *args],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"PixTools did not become ready; logs in {workdir}")
-        yield base
-    finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 15)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-        subprocess.run(
-            ["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
-            capture_output=True,
-        )
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+def running_pixtools(processes: int) -> Iterator[str]:
+    """PixTools' api and a standard worker of ``processes`` processes (bench/stack.py)."""
+    worker = ["--queues", "standard", "--processes", str(processes), "--threads", "1"]
+    with running_stack({"worker": worker}) as stack:
+        yield stack.base_url
 
 
 async def closed_loop(one: Callable[[int], Awaitable[None]], clients: int, total: int) -> float:
@@ -333,8 +275,7 @@ def main() -> int:
     if args.pixtools_url or args.start_pixtools:
         with contextlib.ExitStack() as stack:
             if args.start_pixtools:
-                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                url = stack.enter_context(running_pixtools(workdir, args.worker_processes))
+                url = stack.enter_context(running_pixtools(args.worker_processes))
                 where = (
                     f"started here (api 1 process + worker {args.worker_processes} processes, "
                     "local-folder store, PostgreSQL, RabbitMQ)"

@@ -124,12 +124,71 @@ def _measure(
     )
 
 
-def service_figures() -> dict[str, float] | None:
-    """Hook for the end-to-end benchmark: the queueing share needs the service running (API,
-    broker, ML worker). Submit jobs through the API, read each output's queued, started and
-    finished times, and return e.g. ``{"queue_wait_p50_ms": ..., "queue_share": ...}``; the
-    report below prints whatever this returns. Not measured here: returns None."""
-    return None
+def service_figures(jobs: int = 12) -> dict[str, float] | None:
+    """The same ops through the service: api + ML worker as processes (bench/stack.py).
+
+    Each op runs ``jobs`` times on the 512 px astronaut, one job at a time (so the queue
+    wait is the pipeline's own, not waiting behind other jobs), then a burst of ``jobs``
+    detect_faces jobs measures the worker's throughput. Timestamps come from the database:
+    accepted → a worker starts the output (queueing) → the output is stored (processing).
+    """
+    import asyncio
+    import io
+
+    import httpx
+    from stack import RssSampler, output_timings, running_stack  # bench/stack.py
+
+    buf = io.BytesIO()
+    samples.astronaut().save(buf, "PNG")
+    photo = buf.getvalue()
+    worker = ["--queues", "ml", "--processes", "1", "--threads", "1"]
+
+    async def run(stack: Any) -> tuple[dict[str, list[str]], list[str], float]:
+        by_op: dict[str, list[str]] = {}
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=120) as client:
+
+            async def one(op: str) -> str:
+                spec = {"outputs": [{"name": "o", "steps": [{"op": op}]}]}
+                r = await client.post(
+                    "/api/v1/jobs",
+                    files={"file": ("a.png", photo)},
+                    data={"spec": json.dumps(spec)},
+                )
+                r.raise_for_status()
+                jid = str(r.json()["id"])
+                while (await client.get(f"/api/v1/jobs/{jid}", params={"wait": 60})).json()[
+                    "status"
+                ] in ("queued", "running"):
+                    pass
+                return jid
+
+            for op in ("detect_faces", "blur_faces", "ocr", "moderate"):
+                await one(op)  # warm
+                by_op[op] = [await one(op) for _ in range(jobs)]
+            started = time.perf_counter()
+            burst = await asyncio.gather(*(one("detect_faces") for _ in range(jobs)))
+            return by_op, list(burst), time.perf_counter() - started
+
+    with running_stack({"ml": worker}) as stack:
+        sampler = RssSampler(stack.pids)
+        sampler.start()
+        by_op, burst, burst_s = asyncio.run(run(stack))
+        peak = sampler.stop()
+        timings = {t["id"]: t for t in asyncio.run(output_timings(stack.database_url))}
+    out: dict[str, float] = {}
+    shares = []
+    for op, ids in by_op.items():
+        q = [timings[i]["started"] - timings[i]["created"] for i in ids]
+        work = [timings[i]["finished"] - timings[i]["started"] for i in ids]
+        total = [timings[i]["job_finished"] - timings[i]["created"] for i in ids]
+        out[f"{op}_queue_p50_ms"] = round(statistics.median(q) * 1000, 1)
+        out[f"{op}_work_p50_ms"] = round(statistics.median(work) * 1000, 1)
+        out[f"{op}_accepted_to_done_p50_ms"] = round(statistics.median(total) * 1000, 1)
+        shares.append(statistics.median(q) / statistics.median(total))
+    out["queue_share_of_accepted_to_done_median"] = round(statistics.median(shares), 3)
+    out["burst_jobs_per_s"] = round(len(burst) / burst_s, 2)
+    out["ml_worker_peak_rss_mib"] = round(peak["ml"] / 2**20, 1)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ops", default="blur_faces,detect_faces,ocr,moderate")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--service",
+        action="store_true",
+        help="also run the ops through the service (api + ML worker processes) for queueing",
+    )
     args = parser.parse_args(argv)
 
     runtime.configure(args.threads)
@@ -199,13 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     weights = [f.mean_ms * f.inference_share for f in figures]
     mix = sum(f.mean_ms for f in figures) / sum(weights) - 1
     print(f"all ops and sizes together, pre/post on top of inference: {mix:+.1%}")
-    queueing = service_figures()
+    queueing = service_figures() if args.service else None
     print(
         "queueing: "
         + (
             json.dumps(queueing)
             if queueing
-            else "not measured (needs the service: service_figures)"
+            else "not measured (run with --service: api + ML worker processes)"
         )
     )
     if args.json:

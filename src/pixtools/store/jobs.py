@@ -81,6 +81,15 @@ class OutputDone:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """An output taken for work: its attempt number (the fence), steps and source object."""
+
+    attempts: int
+    steps: list[Any]
+    source_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """What recording an output's end did: ``recorded`` is False when this attempt had been
     fenced off (nothing written); ``last`` when it was the job's last pending output."""
@@ -254,7 +263,7 @@ class JobRepository:
 
     async def claim_output(
         self, job_id: uuid.UUID, name: str, *, stale_after: float
-    ) -> OutputRow | None:
+    ) -> Claim | None:
         """Take an output for work; None when it is finished or fresh in another worker's hands.
 
         A ``running`` output whose heartbeat is older than ``stale_after`` seconds belongs to
@@ -290,7 +299,9 @@ class JobRepository:
                 .where(JobRow.id == job_id, JobRow.status == "queued")
                 .values(status="running", updated_at=now)
             )
-            return claimed
+            source = await s.scalar(sa.select(JobRow.source).where(JobRow.id == job_id))
+            assert source is not None
+            return Claim(claimed.attempts, claimed.steps, source["key"])
 
     async def heartbeat(self, job_id: uuid.UUID, name: str, attempt: int) -> bool:
         """Touch a running output; False when this attempt no longer owns it."""

@@ -103,13 +103,9 @@ async def process_output(job_id: str, name: str) -> None:
         log.info("output %s/%s is finished or taken; skipping", job_id, name)
         return
     attempt = out.attempts
-    record = await svc.jobs.get(jid)
-    assert record is not None
     started = time.perf_counter()
     async with heartbeating(svc, jid, name, attempt):
-        finished = await _render_and_store(
-            svc, record.job.source["key"], jid, name, out.steps, attempt
-        )
+        finished = await _render_and_store(svc, out.source_key, jid, name, out.steps, attempt)
     if not finished:
         log.warning("output %s/%s attempt %d was superseded; result dropped", job_id, name, attempt)
         return

@@ -71,8 +71,10 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
 
     from pixtools.api.app import create_app
     from pixtools.observability.logs import configure_logging
+    from pixtools.observability.tracing import configure_tracing
 
     configure_logging(settings.log_level)
+    configure_tracing("pixtools-api")
     mode = (
         "embedded: SQLite, local folder store, in-process broker and workers"
         if settings.embedded

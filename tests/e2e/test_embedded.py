@@ -26,6 +26,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")}
     env["PIXTOOLS_DATA_DIR"] = str(data)
     env["PIXTOOLS_WEBHOOK_ALLOW_PRIVATE"] = "true"  # the test's receiver is on loopback
+    env["OTEL_TRACES_EXPORTER"] = "console"  # spans as JSON in the log, checked below
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "100"
     port = free_port()
     stack = Stack(f"http://127.0.0.1:{port}", {}, data)
     log = open(data / "dev.log", "wb")  # noqa: SIM115
@@ -212,3 +214,29 @@ async def test_long_poll_in_embedded_mode(client: httpx.AsyncClient) -> None:
     ).json()
     r = await client.get(f"/api/v1/jobs/{job['id']}", params={"wait": 30})
     assert r.json()["status"] == "succeeded"
+
+
+async def test_a_trace_runs_from_the_request_to_the_worker(
+    client: httpx.AsyncClient, embedded: Stack
+) -> None:
+    import re
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    spec = {"outputs": [{"name": "traced", "steps": [{"op": "grayscale"}]}]}
+    r = await client.post(
+        "/api/v1/jobs",
+        files={"file": ("a.jpg", jpeg_bytes(60, 40))},
+        data={"spec": json.dumps(spec)},
+        headers=headers,
+    )
+    await wait_job(client, r.json()["id"])
+    pattern = re.compile(r'"name": "([^"]+)",\s*"context": \{\s*"trace_id": "0x([0-9a-f]{32})"')
+    names: set[str] = set()
+    for _ in range(50):
+        log = (embedded.log_dir / "dev.log").read_text(errors="replace")
+        names = {name for name, tid in pattern.findall(log) if tid == trace_id}
+        if {"process_output", "finalize_job"} <= names:
+            break
+        await asyncio.sleep(0.1)
+    assert {"POST /api/v1/jobs", "process_output", "finalize_job"} <= names, names

@@ -8,10 +8,12 @@ from litestar import Litestar
 
 from pixtools.api.app import create_app
 from pixtools.observability.logs import configure_logging
+from pixtools.observability.tracing import configure_tracing
 from pixtools.settings import Settings
 
 
 def app_from_env() -> Litestar:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    configure_tracing("pixtools-api")
     return create_app(settings, run_migrations=os.environ.get("PIXTOOLS__MIGRATE") == "1")

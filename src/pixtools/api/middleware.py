@@ -20,8 +20,10 @@ from litestar.types import (
     Scope,
     Send,
 )
+from opentelemetry import propagate, trace
 
 from pixtools.api.auth import presented_key
+from pixtools.observability.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,14 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
 class RequestMetricsMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
+    """Request count and latency by route template, and a server span continuing the
+    caller's trace (W3C ``traceparent``)."""
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
         status = 500
+        method = str(scope.get("method", ""))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -71,14 +78,23 @@ class RequestMetricsMiddleware(ASGIMiddleware):
                 status = message["status"]
             await send(message)
 
-        try:
-            await next_app(scope, receive, capture)
-        finally:
-            metrics = scope["litestar_app"].state.metrics
-            route = scope.get("path_template") or (scope["path"] if status != 404 else "unmatched")
-            method = str(scope.get("method", ""))
-            metrics.requests.labels(method, route, str(status)).inc()
-            metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+        with tracer().start_as_current_span(
+            f"{method} {scope['path']}",
+            context=propagate.extract(headers),
+            kind=trace.SpanKind.SERVER,
+        ) as span:
+            try:
+                await next_app(scope, receive, capture)
+            finally:
+                metrics = scope["litestar_app"].state.metrics
+                # Label by route template only: raw paths (job ids) would explode cardinality.
+                route = str(scope.get("path_template") or "unmatched")
+                metrics.requests.labels(method, route, str(status)).inc()
+                metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
 
 
 def client_identity(scope: Scope) -> str:

@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from pixtools.observability.tracing import log_trace_fields
+
 _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -21,6 +23,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STD and not key.startswith("_"):
                 entry[key] = value
+        entry.update(log_trace_fields())
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pixtools.observability.tracing import current_traceparent
 from pixtools.spec.status import TERMINAL_JOB, final_status
 from pixtools.store.database import Database
 from pixtools.store.models import IdempotencyKeyRow, JobRow, OutboxRow, OutputRow
@@ -123,6 +124,7 @@ def _outbox_row(
         created_at=now,
         available_at=now + timedelta(seconds=delay),
         publish_attempts=0,
+        trace_context=current_traceparent(),
     )
 
 

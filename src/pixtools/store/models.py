@@ -89,6 +89,7 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     publish_attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    trace_context: Mapped[str | None] = mapped_column(sa.String(128))
 
     __table_args__ = (sa.Index("ix_outbox_unsent", "sent_at", "available_at", "id"),)
 

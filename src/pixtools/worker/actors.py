@@ -20,6 +20,7 @@ from typing import Any
 
 import dramatiq
 
+from pixtools.observability.tracing import continued
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import Cache
@@ -94,8 +95,15 @@ async def heartbeating(
         task.cancel()
 
 
-async def process_output(job_id: str, name: str) -> None:
+async def process_output(job_id: str, name: str, traceparent: str | None = None) -> None:
     """Render one output of a job and store it; the job's last output finalizes it."""
+    with continued(
+        traceparent, "process_output", **{"pixtools.job_id": job_id, "pixtools.output": name}
+    ):
+        await _process_output(job_id, name)
+
+
+async def _process_output(job_id: str, name: str) -> None:
     svc = runtime().services()
     jid = uuid.UUID(job_id)
     out = await svc.jobs.claim_output(jid, name, stale_after=svc.settings.stale_after_seconds)
@@ -174,8 +182,13 @@ async def _transient_failure(
     )
 
 
-async def finalize_job(job_id: str) -> None:
+async def finalize_job(job_id: str, traceparent: str | None = None) -> None:
     """Bundle the succeeded outputs into a ZIP when asked, and set the terminal status."""
+    with continued(traceparent, "finalize_job", **{"pixtools.job_id": job_id}):
+        await _finalize_job(job_id)
+
+
+async def _finalize_job(job_id: str) -> None:
     svc = runtime().services()
     jid = uuid.UUID(job_id)
     record = await svc.jobs.get(jid)
@@ -225,12 +238,13 @@ def _zip(files: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-async def deliver_webhook(job_id: str, delivery_id: str) -> None:
+async def deliver_webhook(job_id: str, delivery_id: str, traceparent: str | None = None) -> None:
     """Deliver the terminal-state webhook (signed, retried, with a circuit breaker)."""
     from pixtools.webhooks.delivery import deliver
 
     svc = runtime().services()
-    await deliver(svc, uuid.UUID(job_id), uuid.UUID(delivery_id))
+    with continued(traceparent, "deliver_webhook", **{"pixtools.job_id": job_id}):
+        await deliver(svc, uuid.UUID(job_id), uuid.UUID(delivery_id))
 
 
 def declare_actors(

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 
 from pixtools.observability.logs import configure_logging
+from pixtools.observability.tracing import configure_tracing
 from pixtools.settings import Settings
 from pixtools.worker.actors import declare_actors
 from pixtools.worker.broker import build_broker
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
+configure_tracing("pixtools-worker")
 # Image work is batch work: on a shared host the API's requests go first. (In the
 # cluster, CPU requests/limits of separate pods decide; niceness only orders processes
 # that share a cgroup.)

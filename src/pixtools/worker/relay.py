@@ -72,7 +72,8 @@ class OutboxRelay:
             queue_name=row.queue,
             actor_name=row.actor,
             args=tuple(row.args),
-            kwargs={},
+            # The submitter's trace continues in the worker (see observability.tracing).
+            kwargs={"traceparent": row.trace_context} if row.trace_context else {},
             options={},
             message_id=str(row.message_id),
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -32,6 +33,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 from PIL import Image
 from stack import RssSampler, output_timings, running_stack  # bench/stack.py
 
@@ -86,6 +88,32 @@ def bare_pool(data: bytes, jobs: int, processes: int) -> float:
         started = time.perf_counter()
         list(pool.map(render_once, [data] * jobs))
         return jobs / (time.perf_counter() - started)
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) of each process tree, this client, and the whole machine."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        root = psutil.Process(pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        out[name] = total
+    me = psutil.Process().cpu_times()
+    out["client"] = me.user + me.system
+    sys_t = psutil.cpu_times()
+    machine = (
+        sys_t.user
+        + sys_t.system
+        + getattr(sys_t, "nice", 0)
+        + getattr(sys_t, "softirq", 0)
+        + getattr(sys_t, "irq", 0)
+    )
+    out["others"] = machine - sum(out.values())
+    out["machine"] = machine
+    return out
 
 
 async def main() -> None:
@@ -162,9 +190,11 @@ async def main() -> None:
                     load_ids.append(jid)
                     await wait_done(jid)
 
+            cpu_before = cpu_seconds(stack.pids)
             started = time.perf_counter()
             await asyncio.gather(*(client_loop() for _ in range(args.clients)))
             wall = time.perf_counter() - started
+            cpu_after = cpu_seconds(stack.pids)
             peak = sampler.stop()
         timings = await output_timings(stack.database_url)
 
@@ -210,6 +240,10 @@ async def main() -> None:
         f"bare process pool     {pool_rate:6.2f} jobs/s   ({args.processes} processes, same renders, same run)"
     )
     print(f"pipeline efficiency   {jobs_per_s / pool_rate * 100:6.1f} %")
+    n = len(load)
+    where = {k: (cpu_after[k] - cpu_before[k]) / n * ms for k in cpu_after}
+    print("CPU per job (load)    " + "  ".join(f"{k} {v:5.1f} ms" for k, v in where.items()))
+    print(f"bare render CPU       {args.processes / pool_rate * ms:5.1f} ms per job (pool)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,306 @@
+"""Invariants of the deployment code: ansible/ and .github/workflows.
+
+Parsed with PyYAML only (no Ansible needed), so they run in the main suite and in
+scripts/checks/deploy.sh alike. ansible-lint and actionlint check the rest there.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE = ROOT / "ansible"
+ROLES = ANSIBLE / "roles"
+WORKFLOWS = ROOT / ".github" / "workflows"
+PLAYBOOKS = ("site.yml", "deploy.yml", "rollback.yml")
+DIGEST_PATTERN = "^sha256:[0-9a-f]{64}$"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def workflow(name: str) -> dict[str, Any]:
+    data = load(WORKFLOWS / name)
+    # PyYAML reads the key `on` as the boolean True (YAML 1.1).
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def tasks_of(role: str) -> list[dict[str, Any]]:
+    """Every task of a role (tasks/ and handlers/), blocks flattened."""
+    found: list[dict[str, Any]] = []
+
+    def walk(items: list[dict[str, Any]] | None) -> None:
+        for item in items or []:
+            found.append(item)
+            for key in ("block", "rescue", "always"):
+                walk(item.get(key))
+
+    for folder in ("tasks", "handlers"):
+        for path in sorted((ROLES / role / folder).glob("*.yml")):
+            walk(load(path))
+    return found
+
+
+def all_yaml_files() -> list[Path]:
+    return sorted(p for p in ANSIBLE.rglob("*") if p.suffix in {".yml", ".yaml", ".cfg", ".j2"})
+
+
+def used_roles() -> set[str]:
+    names: set[str] = set()
+    for playbook in PLAYBOOKS:
+        for play in load(ANSIBLE / playbook):
+            for role in play["roles"]:
+                names.add(role if isinstance(role, str) else role["role"])
+    return names
+
+
+# --- playbooks and roles -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_playbooks_only_map_host_groups_to_roles(playbook: str) -> None:
+    allowed = {"name", "hosts", "become", "gather_facts", "any_errors_fatal", "roles", "pre_tasks"}
+    for play in load(ANSIBLE / playbook):
+        assert set(play) <= allowed, f"{playbook}: {set(play) - allowed}"
+        assert play["roles"], playbook
+        assert "k3s_server" in play["hosts"] and "env" in play["hosts"], play["hosts"]
+        # The only tasks a playbook may hold are assertions on its inputs.
+        for task in play.get("pre_tasks", []):
+            assert "ansible.builtin.assert" in task, task
+
+
+def test_every_role_has_defaults_and_tasks_and_is_used() -> None:
+    roles = sorted(p.name for p in ROLES.iterdir() if p.is_dir())
+    assert roles
+    for role in roles:
+        assert (ROLES / role / "defaults" / "main.yml").is_file(), role
+        assert (ROLES / role / "tasks" / "main.yml").is_file(), role
+    assert used_roles() == set(roles)
+
+
+def test_site_bootstraps_in_order() -> None:
+    (play,) = load(ANSIBLE / "site.yml")
+    roles = play["roles"]
+    order = ["k3s_datastore", "k3s_server", "aws_lb_controller", "monitoring", "runtime_secrets"]
+    assert [r for r in roles if r in order] == order
+    assert "spot_drain" in roles and "node_cleanup" in roles
+
+
+def test_deploy_requires_digests_and_refreshes_secrets_first() -> None:
+    (play,) = load(ANSIBLE / "deploy.yml")
+    assert play["roles"] == ["runtime_secrets", "app_deploy"]
+    (check,) = play["pre_tasks"]
+    that = " ".join(check["ansible.builtin.assert"]["that"])
+    for var in ("api_digest", "worker_digest"):
+        assert f"{var} is match(pixtools_digest_pattern)" in that
+    group_vars = load(ANSIBLE / "inventory" / "group_vars" / "all.yml")
+    assert group_vars["pixtools_digest_pattern"] == DIGEST_PATTERN
+    # The role checks again, whatever chose the digests (deploy or rollback).
+    asserts = [t for t in tasks_of("app_deploy") if "ansible.builtin.assert" in t]
+    assert any(
+        "pixtools_digest_pattern" in " ".join(a["ansible.builtin.assert"]["that"]) for a in asserts
+    )
+
+
+def test_rollback_redeploys_the_previous_digests_from_the_history() -> None:
+    (play,) = load(ANSIBLE / "rollback.yml")
+    assert play["roles"] == [{"role": "app_deploy", "vars": {"app_deploy_rollback": True}}]
+    text = (ROLES / "app_deploy" / "tasks" / "main.yml").read_text()
+    assert "previous_api" in text and "previous_worker" in text
+    assert load(ROLES / "app_deploy" / "defaults" / "main.yml")["app_deploy_history_configmap"] == (
+        "pixtools-deploy-history"
+    )
+
+
+def test_app_deploy_sets_digests_with_kustomize_and_waits_for_rollouts() -> None:
+    text = (ROLES / "app_deploy" / "tasks" / "main.yml").read_text()
+    assert "edit set image" in text
+    assert "pixtools-api={{ app_deploy_registry }}/pixtools-api@{{ app_deploy_api_digest }}" in text
+    assert "targetGroupARN" in text
+    assert "kubectl apply -k" in text
+    assert "rollout status" in text and "--timeout=" in text
+    workloads = load(ROLES / "app_deploy" / "defaults" / "main.yml")["app_deploy_workloads"]
+    assert {"deployment/api", "deployment/worker-standard", "deployment/worker-ml"} <= set(
+        workloads
+    )
+
+
+# --- connection: SSM only ----------------------------------------------------------------
+
+
+def test_connection_is_aws_ssm_with_the_transfer_bucket() -> None:
+    group_vars = load(ANSIBLE / "inventory" / "group_vars" / "all.yml")
+    assert group_vars["ansible_connection"] == "amazon.aws.aws_ssm"
+    assert group_vars["ansible_aws_ssm_region"] == "us-east-1"
+    assert "PIXTOOLS_SSM_BUCKET" in group_vars["ansible_aws_ssm_bucket_name"]
+    for env in ("dev", "prod"):
+        assert load(ANSIBLE / "inventory" / "group_vars" / f"{env}.yml")["pixtools_env"] == env
+    for playbook in PLAYBOOKS:
+        for play in load(ANSIBLE / playbook):
+            assert "connection" not in play
+
+
+def test_no_ssh_anywhere() -> None:
+    forbidden = re.compile(
+        r"ansible_ssh|ansible_port|\bport:\s*22\b|ssh_connection|private_key", re.I
+    )
+    for path in all_yaml_files():
+        assert not forbidden.search(path.read_text()), path
+        if path.suffix in {".yml", ".yaml"} and path.name != "ansible.cfg":
+            assert "connection: ssh" not in path.read_text(), path
+
+
+def test_inventory_selects_the_tagged_k3s_nodes_by_environment() -> None:
+    inventory = load(ANSIBLE / "inventory" / "aws_ec2.yml")
+    assert inventory["plugin"] == "amazon.aws.aws_ec2"
+    assert inventory["regions"] == ["us-east-1"]
+    assert inventory["filters"]["tag:Role"] == "k3s-server"
+    assert inventory["filters"]["tag:Project"] == "pixtools"
+    assert set(inventory["filters"]["tag:Environment"]) == {"dev", "prod"}
+    assert inventory["hostnames"] == ["instance-id"]
+    assert {"k3s_server", "dev", "prod"} <= set(inventory["groups"])
+    # The same tags Terraform puts on the node.
+    main_tf = (ROOT / "terraform" / "main.tf").read_text()
+    assert 'node_role_tag = "k3s-server"' in main_tf
+    assert "Environment = var.environment" in main_tf
+
+
+def test_group_vars_hold_nothing_secret() -> None:
+    secretish = re.compile(r"password|secret|token|_key\b", re.I)
+    for path in sorted((ANSIBLE / "inventory" / "group_vars").glob("*.yml")):
+        for key in load(path):
+            assert not secretish.search(key), f"{path.name}: {key}"
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+
+def test_tasks_that_touch_secrets_have_no_log() -> None:
+    for role in sorted(p.name for p in ROLES.iterdir() if p.is_dir()):
+        for task in tasks_of(role):
+            text = yaml.safe_dump(task)
+            reads_secret = "--with-decryption" in text or "--print-endpoint" in text
+            command = str(task.get("ansible.builtin.command", ""))
+            runs_secret_helper = "runtime_secrets_helper" in command
+            renders_k3s_config = "config.yaml.j2" in text
+            if reads_secret or runs_secret_helper or renders_k3s_config:
+                assert task.get("no_log") is True, f"{role}: {task.get('name')}"
+
+
+def test_runtime_secret_is_built_on_the_node_from_ssm() -> None:
+    helper = (ROLES / "runtime_secrets" / "templates" / "pixtools-runtime-secret.py.j2").read_text()
+    assert "get-parameters-by-path" in helper and "--with-decryption" in helper
+    assert "create" in helper and "--dry-run=client" in helper and '"apply", "-f", "-"' in helper
+    defaults = load(ROLES / "runtime_secrets" / "defaults" / "main.yml")
+    assert defaults["runtime_secrets_name"] == "pixtools-runtime"
+    assert defaults["runtime_secrets_ssm_path"] == "/pixtools/{{ pixtools_env }}"
+    # The keys the manifests read (manifests/base/config/runtime-secret.example.yaml).
+    example = load(ROOT / "manifests" / "base" / "config" / "runtime-secret.example.yaml")
+    assert set(example["stringData"]) <= set(defaults["runtime_secrets_keys"].values())
+    assert "k3s_token" not in defaults["runtime_secrets_keys"]
+
+
+# --- K3s ----------------------------------------------------------------------------------
+
+
+def test_k3s_config_uses_the_rds_datastore_and_no_traefik() -> None:
+    config = (ROLES / "k3s_server" / "templates" / "config.yaml.j2").read_text()
+    assert "datastore-endpoint:" in config
+    assert "token:" in config
+    defaults = load(ROLES / "k3s_server" / "defaults" / "main.yml")
+    assert "traefik" in defaults["k3s_server_disable"]
+    assert defaults["k3s_server_config_path"] == "/etc/rancher/k3s/config.yaml"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+\+k3s\d+", defaults["k3s_server_version"])
+    assert defaults["k3s_server_token_parameter"] == "/pixtools/{{ pixtools_env }}/k3s_token"
+    assert (
+        load(ROLES / "k3s_datastore" / "defaults" / "main.yml")["k3s_datastore_database"]
+        == "k3s_state"
+    )
+
+
+def test_spot_drain_deletes_pods_within_the_notice() -> None:
+    script = (ROLES / "spot_drain" / "templates" / "pixtools-spot-drain.sh.j2").read_text()
+    assert "spot/instance-action" in script
+    assert "X-aws-ec2-metadata-token" in script  # IMDSv2
+    for flag in ("--disable-eviction", "--ignore-daemonsets", "--delete-emptydir-data"):
+        assert flag in script
+
+
+def test_node_cleanup_removes_gone_nodes_and_pinned_claims() -> None:
+    script = (ROLES / "node_cleanup" / "templates" / "pixtools-node-cleanup.py.j2").read_text()
+    assert '"delete", "node"' in script and '"delete", "pvc"' in script
+    assert "kubernetes.io/hostname" in script
+
+
+# --- workflows ----------------------------------------------------------------------------
+
+
+def test_ci_runs_the_three_jobs_on_pull_requests() -> None:
+    ci = workflow("ci.yaml")
+    assert "pull_request" in ci["on"] and "push" in ci["on"]
+    assert {"quality_and_tests", "devsecops", "image_build"} <= set(ci["jobs"])
+    services = ci["jobs"]["quality_and_tests"]["services"]
+    assert {s["image"] for s in services.values()} == {"postgres:16", "rabbitmq:3", "redis:7"}
+    steps = " ".join(str(s.get("run", "")) for s in ci["jobs"]["devsecops"]["steps"])
+    for script in ("terraform.sh", "manifests.sh", "deploy.sh"):
+        assert f"scripts/checks/{script}" in steps
+    for build in (
+        s for s in ci["jobs"]["image_build"]["steps"] if "build-push-action" in s.get("uses", "")
+    ):
+        assert build["with"]["push"] is False
+
+
+def test_cd_dev_deploys_main_with_oidc_and_no_environment() -> None:
+    cd = workflow("cd-dev.yaml")
+    assert cd["on"]["push"]["branches"] == ["main"]
+    assert cd["concurrency"]["group"] == "deploy-dev"
+    for job in cd["jobs"].values():
+        assert "environment" not in job  # the dev role trusts ref:refs/heads/main only
+        assert job["permissions"]["id-token"] == "write"
+    steps = cd["jobs"]["build_and_deploy"]["steps"]
+    text = yaml.safe_dump(steps)
+    assert "ansible-playbook deploy.yml -e env=dev" in text
+    assert "steps.api.outputs.digest" in text and "steps.worker.outputs.digest" in text
+    assert "vars.DEV_DEPLOY_ROLE_ARN" in text
+
+
+def test_cd_prod_is_manual_behind_the_prod_environment() -> None:
+    cd = workflow("cd-prod.yaml")
+    assert set(cd["on"]) == {"workflow_dispatch"}
+    inputs = cd["on"]["workflow_dispatch"]["inputs"]
+    assert {"api_digest", "worker_digest", "action"} <= set(inputs)
+    assert cd["concurrency"]["group"] == "deploy-prod"
+    for job in cd["jobs"].values():
+        assert job["environment"] == "prod"
+        assert job["permissions"]["id-token"] == "write"
+    text = yaml.safe_dump(cd["jobs"])
+    assert "rollback.yml -e env=prod" in text and "deploy.yml -e env=prod" in text
+    assert "docker/build-push-action" not in text  # promote, never rebuild
+    assert "vars.PROD_DEPLOY_ROLE_ARN" in text
+
+
+@pytest.mark.parametrize("name", ["ci.yaml", "cd-dev.yaml", "cd-prod.yaml"])
+def test_every_job_has_minimal_permissions(name: str) -> None:
+    wf = workflow(name)
+    assert wf["permissions"] in ({}, {"contents": "read"}), name
+    for job_name, job in wf["jobs"].items():
+        perms = job.get("permissions")
+        assert isinstance(perms, dict), f"{name}:{job_name} declares no permissions"
+        assert set(perms.items()) <= {("contents", "read"), ("id-token", "write")}, perms
+
+
+@pytest.mark.parametrize("name", ["ci.yaml", "cd-dev.yaml", "cd-prod.yaml"])
+def test_no_static_aws_keys_and_actions_pinned_by_sha(name: str) -> None:
+    text = (WORKFLOWS / name).read_text()
+    assert not re.search(r"AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|aws-access-key-id", text)
+    assert "secrets." not in text
+    for ref in re.findall(r"uses:\s*(\S+)", text):
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref

@@ -172,7 +172,7 @@ class JobController(Controller):
             ],
         )
         try:
-            await services.jobs.create(new_job, claim, metadata=metadata)
+            record = await services.jobs.create(new_job, claim, metadata=metadata)
         except IdempotencyConflict as exc:
             await services.objects.delete(key)
             return await self._replay(services, principal, exc.job_id, exc.same_request)
@@ -180,8 +180,6 @@ class JobController(Controller):
             # Nothing half created: the source goes if the job row did not land.
             await asyncio.shield(services.objects.delete(key))
             raise
-        record = await services.jobs.get(job_id)
-        assert record is not None
         request.app.state.metrics.jobs_submitted.inc()
         return Response(
             job_out(record),
@@ -250,15 +248,17 @@ class JobController(Controller):
         job_id: uuid.UUID,
         wait: Annotated[float, Parameter(query="wait", ge=0, le=60)] = 0,
     ) -> JobOut:
-        record = await services.jobs.get(job_id, principal.owner)
-        if record is None:
-            raise NotFoundException(detail="job not found")
-        if wait <= 0 or record.job.status in TERMINAL_JOB:
+        if wait <= 0:
+            record = await services.jobs.get(job_id, principal.owner)
+            if record is None:
+                raise NotFoundException(detail="job not found")
             return job_out(record)
         waiters: JobWaiters = request.app.state.waiters
+        # Subscribe before reading, so a job that ends in between still wakes us.
         with waiters.subscribe(str(job_id)) as finished:
-            record = await services.jobs.get(job_id, principal.owner)  # it may have just ended
-            assert record is not None
+            record = await services.jobs.get(job_id, principal.owner)
+            if record is None:
+                raise NotFoundException(detail="job not found")
             if record.job.status not in TERMINAL_JOB:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(finished, timeout=wait)

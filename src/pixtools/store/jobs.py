@@ -142,15 +142,17 @@ class JobRepository:
         idempotency: IdempotencyClaim | None,
         *,
         metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Insert the job, its outputs, their outbox messages and the idempotency key at once.
+    ) -> JobRecord:
+        """Insert the job, its outputs, their outbox messages and the idempotency key at once;
+        return the job as stored (no second read).
 
         Raises ``IdempotencyConflict`` when the key is already taken (by a concurrent twin).
         """
         now = utcnow()
+        record: JobRecord
         try:
             async with self.db.transaction() as s:
-                s.add(
+                record = JobRecord(
                     JobRow(
                         id=job.id,
                         owner=job.owner,
@@ -167,19 +169,20 @@ class JobRepository:
                         updated_at=now,
                     )
                 )
+                s.add(record.job)
                 await s.flush()
                 for out in job.outputs:
-                    s.add(
-                        OutputRow(
-                            job_id=job.id,
-                            name=out.name,
-                            position=out.position,
-                            status="pending",
-                            queue=out.queue,
-                            steps=out.steps,
-                            attempts=0,
-                        )
+                    row = OutputRow(
+                        job_id=job.id,
+                        name=out.name,
+                        position=out.position,
+                        status="pending",
+                        queue=out.queue,
+                        steps=out.steps,
+                        attempts=0,
                     )
+                    record.outputs.append(row)
+                    s.add(row)
                     s.add(
                         _outbox_row(
                             out.queue, PROCESS_ACTOR[out.queue], [str(job.id), out.name], job.id
@@ -206,6 +209,7 @@ class JobRepository:
                 found[1], same_request=found[0] == idempotency.request_hash
             ) from None
         self.db.wake_local()
+        return record
 
     async def find_idempotent(self, owner: str, key: str) -> tuple[str, uuid.UUID] | None:
         """(request hash, job id) recorded for this owner's key, if any."""

@@ -223,7 +223,13 @@ async def test_a_trace_runs_from_the_request_to_the_worker(
 
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
-    spec = {"outputs": [{"name": "traced", "steps": [{"op": "grayscale"}]}]}
+    # Two outputs: an archive to build, so finalize_job runs too.
+    spec = {
+        "outputs": [
+            {"name": "traced", "steps": [{"op": "grayscale"}]},
+            {"name": "also", "steps": [{"op": "blur", "sigma": 1}]},
+        ]
+    }
     r = await client.post(
         "/api/v1/jobs",
         files={"file": ("a.jpg", jpeg_bytes(60, 40))},

@@ -234,3 +234,31 @@ async def test_retry_failed_outputs_of_a_terminal_job(db: Database) -> None:
     async with db.sessions() as s:
         job_row = await s.get(JobRow, job.id)
         assert job_row is not None and job_row.finished_at is None
+
+
+async def test_a_job_without_archive_closes_with_its_last_output(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("only")
+    await repo.create(job, None)
+    await repo.claim_output(job.id, "only", stale_after=60)
+    finished = await repo.succeed_output(job.id, "only", 1, DONE)
+    assert finished.recorded and finished.last and finished.closed
+    record = await repo.get(job.id)
+    assert record is not None and record.job.status == "succeeded" and record.job.finished_at
+    assert await repo.complete_job(job.id, archive_status=None, archive_key=None) is None
+
+
+async def test_finalize_forgotten_catches_a_job_whose_finalizer_died(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a", "b")  # two outputs: an archive, so finalize runs after the last one
+    await repo.create(job, None)
+    for n in "ab":
+        await repo.claim_output(job.id, n, stale_after=60)
+        finished = await repo.succeed_output(job.id, n, 1, DONE)
+    assert finished.last and not finished.closed
+    # ...and the worker dies before finalizing: the reconciler notices.
+    assert await repo.finalize_forgotten() >= 1
+    assert [r.actor for r in await outbox_rows(db, job.id)][-1] == FINALIZE_ACTOR
+    await repo.finalize_forgotten()  # a second pass adds none for this job (one is unsent)
+    rows = [r for r in await outbox_rows(db, job.id) if r.actor == FINALIZE_ACTOR]
+    assert len(rows) == 1

@@ -93,10 +93,12 @@ class Claim:
 @dataclass(frozen=True, slots=True)
 class Finished:
     """What recording an output's end did: ``recorded`` is False when this attempt had been
-    fenced off (nothing written); ``last`` when it was the job's last pending output."""
+    fenced off (nothing written); ``last`` when it was the job's last pending output;
+    ``closed`` when the job was finished with it (else the caller runs finalize)."""
 
     recorded: bool
     last: bool = False
+    closed: bool = False  # the job was finished in the same transaction (nothing to archive)
 
     def __bool__(self) -> bool:
         return self.recorded
@@ -365,7 +367,21 @@ class JobRepository:
             if not updated.rowcount:  # type: ignore[attr-defined]
                 return Finished(recorded=False)
             remaining = await self._count_down(s, job_id, now, enqueue_finalize=False)
-        return Finished(recorded=True, last=remaining == 0)
+            closed = False
+            if remaining == 0:
+                # No archive to build: close the job in this same transaction.
+                job = await s.get(JobRow, job_id, with_for_update=True)
+                if (
+                    job is not None
+                    and job.archive_status is None
+                    and job.status not in TERMINAL_JOB
+                ):
+                    await self._close(s, job, None, None)
+                    closed = True
+        if closed:
+            self.db.wake_local()
+            self.db.job_finished_local(str(job_id))
+        return Finished(recorded=True, last=remaining == 0, closed=closed)
 
     async def _count_down(
         self, s: AsyncSession, job_id: uuid.UUID, now: datetime, *, enqueue_finalize: bool
@@ -425,29 +441,34 @@ class JobRepository:
         archive_key: str | None,
     ) -> str | None:
         """Set the terminal status from the outputs; enqueue the webhook. None if already done."""
-        now = utcnow()
         async with self.db.transaction() as s:
             job = await s.get(JobRow, job_id, with_for_update=True)
             if job is None or job.status in TERMINAL_JOB:
                 return None
-            outputs = (await self._outputs(s, [job_id])).get(job_id, [])
-            status = final_status(o.status for o in outputs)
-            failed = [o.name for o in outputs if o.status == "failed"]
-            job.status = status
-            job.error = f"outputs failed: {', '.join(failed)}" if failed else None
-            job.archive_status = archive_status
-            job.archive_key = archive_key
-            job.updated_at = now
-            job.finished_at = now
-            await self.db.notify_job_finished(s, str(job_id))
-            if job.webhook_url:
-                job.webhook_status = "pending"
-                s.add(
-                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
-                )
-                await self.db.notify_outbox(s)
+            status = await self._close(s, job, archive_status, archive_key)
         self.db.wake_local()
         self.db.job_finished_local(str(job_id))
+        return status
+
+    async def _close(
+        self, s: AsyncSession, job: JobRow, archive_status: str | None, archive_key: str | None
+    ) -> str:
+        """Terminal status from the outputs, the webhook's outbox row, the NOTIFY."""
+        now = utcnow()
+        outputs = (await self._outputs(s, [job.id])).get(job.id, [])
+        status = final_status(o.status for o in outputs)
+        failed = [o.name for o in outputs if o.status == "failed"]
+        job.status = status
+        job.error = f"outputs failed: {', '.join(failed)}" if failed else None
+        job.archive_status = archive_status
+        job.archive_key = archive_key
+        job.updated_at = now
+        job.finished_at = now
+        await self.db.notify_job_finished(s, str(job.id))
+        if job.webhook_url:
+            job.webhook_status = "pending"
+            s.add(_outbox_row("standard", WEBHOOK_ACTOR, [str(job.id), str(uuid.uuid4())], job.id))
+            await self.db.notify_outbox(s)
         return status
 
     # --- maintenance --------------------------------------------------------------------

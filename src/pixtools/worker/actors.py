@@ -118,8 +118,8 @@ async def _process_output(job_id: str, name: str) -> None:
         log.warning("output %s/%s attempt %d was superseded; result dropped", job_id, name, attempt)
         return
     log.info("output %s/%s ended in %.0f ms", job_id, name, (time.perf_counter() - started) * 1000)
-    if finished.last:
-        await finalize_job(job_id)
+    if finished.last and not finished.closed:
+        await finalize_job(job_id)  # an archive to build first
 
 
 async def _render_and_store(

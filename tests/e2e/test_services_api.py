@@ -357,6 +357,11 @@ async def test_catalogue_health_and_docs(stack_client: httpx.AsyncClient) -> Non
     assert (await stack_client.get("/redoc", follow_redirects=True)).status_code == 200
     metrics = (await stack_client.get("/metrics")).text
     assert "pixtools_jobs_submitted_total" in metrics and "pixtools_http_requests_total" in metrics
+    pillow = health["pillow"]
+    assert (
+        f'pixtools_pillow_build_info{{simd="{str(pillow["is_simd"]).lower()}",version="{pillow["pillow_version"]}"}} 1.0'
+        in metrics
+    )
     index = await stack_client.get("/")
     assert index.status_code == 200 and "PixTools" in index.text
     assert index.headers["x-content-type-options"] == "nosniff"
@@ -433,3 +438,52 @@ async def test_long_poll_times_out_with_the_job_as_it_is(
             "4",
         )
     assert (await wait_job(stack_client, job["id"]))["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "field"),
+    [
+        (
+            {"content": b'{"outputs": []}', "headers": {"content-type": "application/json"}},
+            400,
+            "file",
+        ),
+        (
+            {
+                "files": {
+                    "file": (None, "not a file part"),
+                    "spec": (None, json.dumps({"outputs": [THUMB]})),
+                }
+            },
+            400,
+            "file",
+        ),
+        (
+            {"files": {"file": ("a.jpg", b"x" * 10), "spec": (None, "x" * (256 * 1024 + 1))}},
+            400,
+            "spec",
+        ),
+        (
+            {
+                "content": b'--b\r\nContent-Disposition: form-data; name="spec"\r\n\r\n{}',
+                "headers": {"content-type": "multipart/form-data; boundary=b"},
+            },
+            400,
+            "file",
+        ),
+    ],
+)
+async def test_malformed_forms_name_the_field(
+    stack_client: httpx.AsyncClient, request_kwargs: dict[str, Any], status: int, field: str
+) -> None:
+    resp = await stack_client.post("/api/v1/jobs", **request_kwargs)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["extra"]["field"] == field
+
+
+async def test_submission_is_documented_as_multipart(stack_client: httpx.AsyncClient) -> None:
+    schema = (await stack_client.get("/openapi.json")).json()
+    body = schema["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"][
+        "schema"
+    ]
+    assert body["required"] == ["file", "spec"] and body["properties"]["file"]["format"] == "binary"

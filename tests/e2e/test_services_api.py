@@ -109,6 +109,13 @@ async def test_job_runs_end_to_end_with_outputs_and_archive_on_s3(
     assert s3_keys(services_stack, f"archives/{jid}") == [f"archives/{jid}.zip"]
 
 
+def zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("photo.jpg", jpeg_bytes(32, 32))
+    return buf.getvalue()
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose IHDR declares the size; no pixel data follows (a decompression bomb's head)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -171,6 +178,7 @@ def png_header_only(width: int, height: int) -> bytes:
         ),
         (form({"outputs": [THUMB]}, png_header_only(100_000, 100_000)), 422, "file"),
         (form({"outputs": [THUMB]}, jpeg_bytes()[:40]), 422, "file"),
+        (form({"outputs": [THUMB]}, zip_bytes(), "photos.jpg"), 415, "file"),
         (
             form(
                 {
@@ -487,3 +495,17 @@ async def test_submission_is_documented_as_multipart(stack_client: httpx.AsyncCl
         "schema"
     ]
     assert body["required"] == ["file", "spec"] and body["properties"]["file"]["format"] == "binary"
+
+
+async def test_a_good_header_over_a_broken_body_fails_the_output_once_and_clearly(
+    stack_client: httpx.AsyncClient,
+) -> None:
+    broken = jpeg_bytes(640, 480)
+    broken = broken[: len(broken) * 6 // 10]  # the header parses; the scan data ends early
+    resp = await submit(stack_client, {"outputs": [THUMB]}, broken)
+    assert resp.status_code == 202, resp.text  # only decoding finds the damage
+    done = await wait_job(stack_client, resp.json()["id"])
+    out = done["outputs"][0]
+    assert done["status"] == "failed"
+    assert out["status"] == "failed" and out["attempts"] == 1  # not retried: it cannot get better
+    assert "truncated" in out["error"].lower() or "corrupt" in out["error"].lower(), out["error"]

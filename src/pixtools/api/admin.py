@@ -9,14 +9,18 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.exceptions import HTTPException
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 
-from pixtools.api.auth import Principal
+from pixtools.api.auth import PrincipalDep, ServicesDep
 from pixtools.maintenance.deadletters import DeadLetters
-from pixtools.services import Services
 from pixtools.worker.middleware import dead_letter_note_key
 
-QueueParam = Annotated[Literal["standard", "ml"], Parameter(query="queue")]
+QueueParam = Annotated[
+    Literal["standard", "ml"],
+    QueryParameter(
+        name="queue",
+    ),
+]
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -25,7 +29,7 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
     all: bool = False
 
 
-def _dead_letters(services: Services) -> DeadLetters:
+def _dead_letters(services: ServicesDep) -> DeadLetters:
     if not services.settings.rabbitmq_url:
         raise HTTPException(
             status_code=409, detail="dead letters live in RabbitMQ; embedded mode has none"
@@ -40,10 +44,10 @@ class AdminController(Controller):
     @get("/dead-letters", summary="Dead-lettered messages")
     async def list_dead_letters(
         self,
-        services: Services,
-        admin: Principal,
+        services: ServicesDep,
+        admin: PrincipalDep,
         queue: QueueParam,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=500)] = 50,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         dlq = _dead_letters(services)
         items = await asyncio.to_thread(dlq.browse, queue, limit=limit)
@@ -56,7 +60,7 @@ class AdminController(Controller):
 
     @post("/dead-letters/replay", status_code=200, summary="Replay dead-lettered messages")
     async def replay(
-        self, services: Services, admin: Principal, data: ReplayRequest
+        self, services: ServicesDep, admin: PrincipalDep, data: JSONBody[ReplayRequest]
     ) -> dict[str, Any]:
         if not data.all and not data.message_ids:
             raise HTTPException(
@@ -71,7 +75,7 @@ class AdminController(Controller):
 
     @delete("/dead-letters", status_code=200, summary="Purge a dead-letter queue")
     async def purge(
-        self, services: Services, admin: Principal, queue: QueueParam
+        self, services: ServicesDep, admin: PrincipalDep, queue: QueueParam
     ) -> dict[str, Any]:
         dlq = _dead_letters(services)
         purged = await asyncio.to_thread(dlq.purge, queue)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from pixtools.services import Services
@@ -58,11 +59,15 @@ async def resolve_principal(request: Request[Any, Any, Any], services: Services)
     return principal
 
 
-async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def provide_principal(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Principal:
     return await resolve_principal(request, services)
 
 
-async def provide_admin(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def provide_admin(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Principal:
     principal = await resolve_principal(request, services)
     if not principal.authenticated:
         raise NotAuthorizedException(
@@ -71,3 +76,8 @@ async def provide_admin(request: Request[Any, Any, Any], services: Services) -> 
     if not principal.admin:
         raise PermissionDeniedException(detail="this API key is not an admin key")
     return principal
+
+
+# Handler parameters filled by the app's dependency providers (create_app wires them).
+ServicesDep = NamedDependency[Services]
+PrincipalDep = NamedDependency[Principal]

@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get
 
-from pixtools.services import Services
+from pixtools.api.auth import ServicesDep
 
 CHECK_TIMEOUT = 3.0
 
@@ -28,7 +28,7 @@ async def _timed(check: Callable[[], Awaitable[None]]) -> dict[str, Any]:
 
 
 def _broker_check(
-    request: Request[Any, Any, Any], services: Services
+    request: Request[Any, Any, Any], services: ServicesDep
 ) -> Callable[[], Awaitable[None]]:
     url = services.settings.rabbitmq_url
 
@@ -52,7 +52,7 @@ def _broker_check(
 
 
 async def _checks(
-    request: Request[Any, Any, Any], services: Services, *, deep: bool
+    request: Request[Any, Any, Any], services: ServicesDep, *, deep: bool
 ) -> dict[str, dict[str, Any]]:
     checks: dict[str, Callable[[], Awaitable[None]]] = {
         "database": services.db.ping,
@@ -71,7 +71,9 @@ async def livez() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"], summary="Database, broker and cache answer")
-async def readyz(request: Request[Any, Any, Any], services: Services) -> Response[dict[str, Any]]:
+async def readyz(
+    request: Request[Any, Any, Any], services: ServicesDep
+) -> Response[dict[str, Any]]:
     results = await _checks(request, services, deep=False)
     down = [name for name, r in results.items() if not r["ok"]]
     body: dict[str, Any] = {"status": "ready" if not down else "unavailable", "checks": results}
@@ -82,7 +84,9 @@ async def readyz(request: Request[Any, Any, Any], services: Services) -> Respons
 
 
 @get("/health", tags=["health"], summary="Deep check with per-dependency latency")
-async def health(request: Request[Any, Any, Any], services: Services) -> Response[dict[str, Any]]:
+async def health(
+    request: Request[Any, Any, Any], services: ServicesDep
+) -> Response[dict[str, Any]]:
     from pixtools.imaging import build_info
     from pixtools.store.outbox import OutboxRepository
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
 import json
 import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
-from pixtools.api.auth import Principal
+from pixtools.api.auth import PrincipalDep, ServicesDep
 from pixtools.api.upload import SubmitOperation, read_job_form
 from pixtools.api.waiters import JobWaiters
 from pixtools.imaging import (
@@ -26,8 +27,8 @@ from pixtools.imaging import (
     probe,
     sniff_format,
 )
-from pixtools.services import Services
-from pixtools.spec.job import SpecError, check_against_source, parse_spec, spec_to_builtins
+from pixtools.spec.job import JobSpec, SpecError, check_against_source, parse_spec, spec_to_builtins
+from pixtools.spec.ops import op_of
 from pixtools.spec.status import TERMINAL_JOB
 from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, NewJob, NewOutput
 from pixtools.store.objects import ObjectNotFound, source_key
@@ -36,6 +37,20 @@ from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_ou
 from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
 
 SNIFF_BYTES = 64
+# In embedded mode the workers are this process: ML ops need the ml extra here. (In services
+# mode the ML worker is another process; the API never imports onnxruntime.)
+ML_AVAILABLE = importlib.util.find_spec("onnxruntime") is not None
+
+
+def _refuse_ml_steps(spec: JobSpec) -> None:
+    for i, out in enumerate(spec.outputs):
+        for j, step in enumerate(out.steps):
+            if op_of(step).queue == "ml":
+                raise field_error(
+                    f"outputs[{i}].steps[{j}].op",
+                    "ML ops need the ml extra, which this embedded server lacks "
+                    "(pip install -e '.[ml]' && scripts/install-ml.sh .venv)",
+                )
 
 
 def field_error(field: str, message: str, status: int = 400) -> HTTPException:
@@ -62,10 +77,10 @@ class JobController(Controller):
     async def submit(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        principal: Principal,
+        services: ServicesDep,
+        principal: PrincipalDep,
         idempotency_key: Annotated[
-            str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)
+            str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
         ] = None,
     ) -> Response[JobOut]:
         settings = services.settings
@@ -78,6 +93,8 @@ class JobController(Controller):
             spec = parse_spec(form.spec)
         except SpecError as exc:
             raise field_error(exc.field, exc.message) from None
+        if settings.embedded and not ML_AVAILABLE:
+            _refuse_ml_steps(spec)
         if spec.webhook_url is not None and not settings.webhook_secret:
             raise field_error(
                 "webhook_url", "webhooks are disabled: this server has no PIXTOOLS_WEBHOOK_SECRET"
@@ -170,7 +187,7 @@ class JobController(Controller):
 
     @staticmethod
     async def _replay(
-        services: Services, principal: Principal, job_id: uuid.UUID, same: bool
+        services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], same: bool
     ) -> Response[JobOut]:
         if not same:
             raise Conflict(
@@ -187,19 +204,19 @@ class JobController(Controller):
     @get("/", summary="List your jobs, newest first")
     async def list_jobs(
         self,
-        services: Services,
-        principal: Principal,
+        services: ServicesDep,
+        principal: PrincipalDep,
         status: Annotated[
             str | None,
-            Parameter(
-                query="status",
+            QueryParameter(
+                name="status",
                 required=False,
                 pattern="^(queued|running|succeeded|partial|failed|canceled)$",
             ),
         ] = None,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 20,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100)] = 20,
         cursor: Annotated[
-            str | None, Parameter(query="cursor", required=False, max_length=200)
+            str | None, QueryParameter(name="cursor", required=False, max_length=200)
         ] = None,
     ) -> JobPage:
         before = None
@@ -224,10 +241,10 @@ class JobController(Controller):
     async def get_job(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        principal: Principal,
-        job_id: uuid.UUID,
-        wait: Annotated[float, Parameter(query="wait", ge=0, le=60)] = 0,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        job_id: FromPath[uuid.UUID],
+        wait: Annotated[float, QueryParameter(name="wait", ge=0, le=60)] = 0,
     ) -> JobOut:
         if wait <= 0:
             record = await services.jobs.get(job_id, principal.owner)
@@ -248,7 +265,11 @@ class JobController(Controller):
 
     @get("/{job_id:uuid}/outputs/{name:str}", summary="Download an output")
     async def download_output(
-        self, services: Services, principal: Principal, job_id: uuid.UUID, name: str
+        self,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        job_id: FromPath[uuid.UUID],
+        name: FromPath[str],
     ) -> Response[bytes] | Redirect:
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
@@ -272,7 +293,7 @@ class JobController(Controller):
 
     @get("/{job_id:uuid}/archive", summary="Download the ZIP of all succeeded outputs")
     async def download_archive(
-        self, services: Services, principal: Principal, job_id: uuid.UUID
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> Response[bytes] | Redirect:
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
@@ -289,7 +310,9 @@ class JobController(Controller):
     @post(
         "/{job_id:uuid}/retry", status_code=HTTP_202_ACCEPTED, summary="Re-run the failed outputs"
     )
-    async def retry(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobOut:
+    async def retry(
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+    ) -> JobOut:
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
             raise NotFoundException(detail="job not found")
@@ -304,7 +327,7 @@ class JobController(Controller):
 
 
 async def _object_response(
-    services: Services, key: str, filename: str, content_type: str
+    services: ServicesDep, key: str, filename: str, content_type: str
 ) -> Response[bytes] | Redirect:
     url = await services.objects.presigned_url(key, filename, content_type)
     if url is not None:
@@ -326,7 +349,7 @@ async def _object_response(
     summary="Webhook delivery attempts",
 )
 async def webhook_attempts(
-    services: Services, principal: Principal, job_id: uuid.UUID
+    services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
 ) -> list[Attempt]:
     record = await services.jobs.get(job_id, principal.owner)
     if record is None:

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import dramatiq
 import httpx
@@ -159,3 +160,67 @@ async def test_dead_letters_list_replay_purge(
     purged = await stack_client.delete("/api/v1/admin/dead-letters?queue=standard", headers=admin)
     assert purged.status_code == 200 and purged.json()["purged"] >= 1
     assert await dead() == []
+
+
+def test_dlq_cli_lists_replays_and_purges(services_stack: Stack) -> None:
+    broker = RabbitmqBroker(url=services_stack.env["PIXTOOLS_RABBITMQ_URL"], confirm_delivery=True)
+    poison = dramatiq.Message(
+        queue_name="standard",
+        actor_name="finalize_job",
+        args=(),
+        kwargs={},
+        options={"max_retries": 0},
+    )
+    try:
+        broker.enqueue(poison)
+    finally:
+        broker.close()
+    env = {**os.environ, **services_stack.env}
+
+    def dlq(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pixtools.cli", "dlq", *args, "--queue", "standard"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    listed: list[dict[str, object]] = []
+    for _ in range(100):
+        listed = [json.loads(line) for line in dlq("list").splitlines() if line.strip()]
+        if any(m["message_id"] == poison.message_id for m in listed):
+            break
+        time.sleep(0.1)
+    assert any(
+        m["message_id"] == poison.message_id and m["actor"] == "finalize_job" for m in listed
+    )
+    assert json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pixtools.cli",
+                "dlq",
+                "replay",
+                "--queue",
+                "standard",
+                poison.message_id,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=True,
+        ).stdout
+    ) == {"replayed": 1}
+    for _ in range(100):  # still poison: back in the dead-letter queue
+        if poison.message_id in dlq("list"):
+            break
+        time.sleep(0.1)
+    assert json.loads(dlq("purge"))["purged"] >= 1
+    assert poison.message_id not in dlq("list")

@@ -25,16 +25,14 @@ if _MISSING:
 
 @pytest.fixture(scope="session")
 def sample() -> Callable[[str], object]:
-    """``sample("astronaut")`` etc. from ``pixtools.ml.samples``; skipped (in CI: failed) when
-    scikit-image's data files are not installed."""
+    """``sample("astronaut")`` etc. from ``pixtools.ml.samples``; a test fails, saying how to
+    install them, when scikit-image's data files are missing."""
     from pixtools.ml import samples
 
     def get(name: str) -> object:
         try:
             return getattr(samples, name)()
         except samples.SampleUnavailableError as exc:
-            if _REQUIRED:
-                pytest.fail(str(exc))
-            pytest.skip(str(exc))
+            pytest.fail(f"{exc} (install the test data: bash scripts/install-ml.sh .venv --dev)")
 
     return get

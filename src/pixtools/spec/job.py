@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from pixtools.spec.ops import AnyStep, Convert, Crop, OpDef, Queue, Rotate, Step, op_of
+from pixtools.spec.ops import AnyStep, Convert, Crop, Queue, Rotate, Step, op_of
 
 OutputName = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="output name")
@@ -39,9 +39,6 @@ class OutputSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def convert(self) -> Convert | None:
         last = self.steps[-1]
         return last if isinstance(last, Convert) else None
-
-    def ops(self) -> list[OpDef]:
-        return [op_of(s) for s in self.steps]
 
 
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -119,11 +116,6 @@ def spec_to_builtins(spec: JobSpec) -> dict[str, object]:
     data = msgspec.to_builtins(spec)
     assert isinstance(data, dict)
     return data
-
-
-def spec_from_builtins(data: object) -> JobSpec:
-    """Rebuild a stored spec (already validated when it was accepted)."""
-    return msgspec.convert(data, type=JobSpec)
 
 
 def steps_from_builtins(data: object) -> list[Step]:

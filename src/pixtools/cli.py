@@ -33,18 +33,14 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Everything in one process on embedded defaults."""
-    os.environ.setdefault("PIXTOOLS_AUTH", "off")
-    settings = _settings()
-    if not settings.embedded:
-        print("pixtools dev: PIXTOOLS_RABBITMQ_URL is set; `pixtools dev` always runs embedded")
-    if settings.rabbitmq_url:
-        import msgspec
+    import msgspec
 
+    settings = _settings()
+    if settings.rabbitmq_url:
+        print("pixtools dev: ignoring PIXTOOLS_RABBITMQ_URL; `pixtools dev` always runs embedded")
         settings = msgspec.structs.replace(settings, rabbitmq_url="")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     if not settings.webhook_secret:
-        import msgspec
-
         settings = msgspec.structs.replace(settings, webhook_secret=_dev_webhook_secret(settings))
     return _serve(settings, args.host, args.port, workers=1, migrate=True)
 

@@ -20,6 +20,23 @@ from tests.conftest import ROOT, Stack, jpeg_bytes, wait_job
 pytestmark = pytest.mark.services
 
 
+def enqueue_poison(stack: Stack) -> dramatiq.Message[object]:
+    """A poison message: finalize_job without its argument fails every time; no retries."""
+    broker = RabbitmqBroker(url=stack.env["PIXTOOLS_RABBITMQ_URL"], confirm_delivery=True)
+    poison: dramatiq.Message[object] = dramatiq.Message(
+        queue_name="standard",
+        actor_name="finalize_job",
+        args=(),
+        kwargs={},
+        options={"max_retries": 0},
+    )
+    try:
+        broker.enqueue(poison)
+    finally:
+        broker.close()
+    return poison
+
+
 def make_key(stack: Stack, name: str, *, admin: bool = False) -> str:
     args = [sys.executable, "-m", "pixtools.cli", "keys", "create", name] + (
         ["--admin"] if admin else []
@@ -109,19 +126,7 @@ async def test_dead_letters_list_replay_purge(
         await stack_client.get("/api/v1/admin/dead-letters?queue=bogus", headers=admin)
     ).status_code == 400
 
-    # A poison message: finalize_job without its argument fails every time; no retries.
-    broker = RabbitmqBroker(url=services_stack.env["PIXTOOLS_RABBITMQ_URL"], confirm_delivery=True)
-    poison = dramatiq.Message(
-        queue_name="standard",
-        actor_name="finalize_job",
-        args=(),
-        kwargs={},
-        options={"max_retries": 0},
-    )
-    try:
-        broker.enqueue(poison)
-    finally:
-        broker.close()
+    poison = enqueue_poison(services_stack)
 
     async def dead() -> list[dict[str, object]]:
         r = await stack_client.get(
@@ -163,18 +168,7 @@ async def test_dead_letters_list_replay_purge(
 
 
 def test_dlq_cli_lists_replays_and_purges(services_stack: Stack) -> None:
-    broker = RabbitmqBroker(url=services_stack.env["PIXTOOLS_RABBITMQ_URL"], confirm_delivery=True)
-    poison = dramatiq.Message(
-        queue_name="standard",
-        actor_name="finalize_job",
-        args=(),
-        kwargs={},
-        options={"max_retries": 0},
-    )
-    try:
-        broker.enqueue(poison)
-    finally:
-        broker.close()
+    poison = enqueue_poison(services_stack)
     env = {**os.environ, **services_stack.env}
 
     def dlq(*args: str) -> str:

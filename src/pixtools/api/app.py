@@ -117,10 +117,9 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
         services = build_services(settings, signals=signals)
         app.state.services = services
         broker = build_broker(settings.rabbitmq_url)
-        app.state.broker = broker
         workers = None
         if settings.embedded:
-            from pixtools.worker.actors import declare_actors, runtime
+            from pixtools.worker.actors import declare_actors
 
             declare_actors(broker, settings, cache=services.cache, signals=signals)
             workers = EmbeddedWorkers(broker, settings.worker_threads)
@@ -147,10 +146,9 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             await waiters.stop()
             await relay.stop()
             if workers is not None:
+                # The workers' own adapters live on Dramatiq's event-loop thread, which stops
+                # with them; their connections end with the process.
                 await asyncio.to_thread(workers.stop)
-                from pixtools.worker.actors import runtime
-
-                await _close_worker_runtime(runtime())
             broker.close()
             await services.close()
 
@@ -194,13 +192,6 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
         logging_config=None,
         debug=False,
     )
-
-
-async def _close_worker_runtime(rt: Any) -> None:
-    # The embedded workers' services live on the Dramatiq event-loop thread, which has
-    # stopped with the workers; dispose what can be disposed from here.
-    with contextlib.suppress(Exception):
-        await rt.close()
 
 
 def _provide_services(state: State) -> Services:

@@ -41,6 +41,16 @@ STRICT_CSP = (
 )
 
 
+TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+IDENTITY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-forwarded-for"})
+
+
+def picked_headers(scope: Scope, names: frozenset[bytes]) -> dict[str, str]:
+    """Only the named request headers, decoded (ASGI names are lower-case already): every
+    request passes here, and most of its headers are of no interest to us."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in names}
+
+
 class SecurityHeadersMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
@@ -70,7 +80,7 @@ class RequestMetricsMiddleware(ASGIMiddleware):
         started = time.perf_counter()
         status = 500
         method = str(scope.get("method", ""))
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = picked_headers(scope, TRACE_HEADERS)
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -103,7 +113,7 @@ def client_identity(scope: Scope) -> str:
     Behind the ALB the client address is the last X-Forwarded-For entry (the one the
     load balancer appended); entries before it are client-supplied and not trusted.
     """
-    headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+    headers = picked_headers(scope, IDENTITY_HEADERS)
     key = presented_key(headers)
     if key:
         return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from pixtools.store.database import Database
-from pixtools.store.jobs import utcnow
+from pixtools.store.jobs import aware, utcnow
 from pixtools.store.models import OutboxRow
 
 
@@ -72,8 +72,6 @@ class OutboxRepository:
             )
         if earliest is None:
             return None
-        from pixtools.store.jobs import aware
-
         return max(0.0, (aware(earliest) - utcnow()).total_seconds())
 
     async def delete_sent_before(self, cutoff_hours: float) -> int:

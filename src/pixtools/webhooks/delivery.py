@@ -14,7 +14,7 @@ import msgspec
 
 from pixtools.services import Services
 from pixtools.spec.status import TERMINAL_JOB, webhook_event
-from pixtools.store.webhooks import WebhookRepository
+from pixtools.store.webhooks import Outcome, WebhookRepository
 from pixtools.views import job_out
 from pixtools.webhooks.breaker import CircuitBreaker, destination
 from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
@@ -98,39 +98,30 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
         error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
 
+    outcome: Outcome
+    delay = 0.0
     if error is None:
         await breaker.success(dest)
-        await repo.record(
-            job_id,
-            delivery_id,
-            status_code=status_code,
-            error=None,
-            duration_ms=duration_ms,
-            outcome="delivered",
-        )
-        return
-    await breaker.failure(dest)
-    attempts_so_far = job.webhook_attempts + 1
-    permanent = error.startswith("refused:")
-    if permanent or attempts_so_far >= settings.webhook_max_attempts:
-        await repo.record(
-            job_id,
-            delivery_id,
-            status_code=status_code,
-            error=error,
-            duration_ms=duration_ms,
-            outcome="failed",
-        )
-        log.warning("webhook for job %s failed for good: %s", job_id, error)
-        return
-    delay = backoff(attempts_so_far, settings.webhook_backoff_base, settings.webhook_backoff_cap)
+        outcome = "delivered"
+    else:
+        await breaker.failure(dest)
+        attempts_so_far = job.webhook_attempts + 1
+        # A refused (non-public) destination cannot get better by waiting.
+        if error.startswith("refused:") or attempts_so_far >= settings.webhook_max_attempts:
+            outcome = "failed"
+            log.warning("webhook for job %s failed for good: %s", job_id, error)
+        else:
+            outcome = "retry"
+            delay = backoff(
+                attempts_so_far, settings.webhook_backoff_base, settings.webhook_backoff_cap
+            )
+            log.info("webhook for job %s failed (%s); retry in %.1f s", job_id, error, delay)
     await repo.record(
         job_id,
         delivery_id,
         status_code=status_code,
         error=error,
         duration_ms=duration_ms,
-        outcome="retry",
+        outcome=outcome,
         retry_in=delay,
     )
-    log.info("webhook for job %s failed (%s); retry in %.1f s", job_id, error, delay)

@@ -59,11 +59,6 @@ class WorkerRuntime:
             )
         return self._services
 
-    async def close(self) -> None:
-        if self._services is not None:
-            await self._services.close()
-            self._services = None
-
 
 _runtime: WorkerRuntime | None = None
 

@@ -63,7 +63,7 @@ def detect(img: Image.Image, min_score: float = 0.5) -> list[Face]:
     width, height = img.size
     small, factor = pixels.reduced_rgb(img, MAX_SIDE)
     w, h = small.size
-    blob = pixels.planar(pixels.rgb_array(small), size=(_ceil32(w), _ceil32(h)))
+    blob = pixels.planar(small, size=(_ceil32(w), _ceil32(h)))
 
     heatmap, sizes, offsets, landmarks = model.run({model.input_names[0]: blob})
     boxes, scores, points = _decode(

@@ -152,8 +152,7 @@ def detect_lines(img: Image.Image) -> list[npt.NDArray[np.float64]]:
     width, height = img.size
     small, (sx, sy) = _det_input(img)
     det_w, det_h = _ceil32(small.width), _ceil32(small.height)
-    rgb = pixels.rgb_array(small)
-    blob = pixels.planar(rgb, scale=1 / 127.5, offset=-1.0, bgr=True, size=(det_w, det_h))
+    blob = pixels.planar(small, scale=1 / 127.5, offset=-1.0, bgr=True, size=(det_w, det_h))
     (prob_map,) = model.run({model.input_names[0]: blob})
     prob = prob_map[0, 0]
     mask = geometry.dilate2x2(prob > DET_THRESHOLD)

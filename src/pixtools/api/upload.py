@@ -29,7 +29,9 @@ MAX_SPEC_BYTES = 256 * 1024
 @dataclass
 class JobForm:
     spec: str | None = None
-    file: bytes | None = None
+    #: The upload itself, in the buffer it streamed into: a 12 MP photo is 4 MB, and copying
+    #: it into a ``bytes`` would cost the API a third of its CPU for the submission.
+    file: bytearray | None = None
     filename: str | None = None
     _parts: dict[str, bytearray] = field(default_factory=dict)
 
@@ -80,7 +82,7 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
         except UnicodeDecodeError:
             raise _error(400, "spec", "must be UTF-8 text") from None
     if "file" in form._parts:
-        form.file = bytes(form._parts.pop("file"))
+        form.file = form._parts.pop("file")
         if form.filename is None:
             # A text field named "file" is not an upload.
             raise _error(400, "file", "must be a file part (with a filename)")

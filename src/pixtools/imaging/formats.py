@@ -41,7 +41,7 @@ _HEIF_GENERIC_BRANDS = (b"mif1", b"msf1", b"miaf")
 _BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
 
-def _is_avif(head: bytes) -> bool:
+def _is_avif(head: bytes | bytearray) -> bool:
     if len(head) < 12 or head[4:8] != b"ftyp":
         return False
     major = head[8:12]
@@ -54,7 +54,7 @@ def _is_avif(head: bytes) -> bool:
     return any(brand in _AVIF_BRANDS for brand in compatible)
 
 
-def sniff_format(head: bytes) -> str | None:
+def sniff_format(head: bytes | bytearray) -> str | None:
     """Our format name (``"jpeg"``...) from the first bytes (32 are enough), or None."""
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"

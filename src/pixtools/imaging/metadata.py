@@ -191,7 +191,7 @@ def icc_description(icc: bytes | None) -> str | None:
 _BIT_DEPTH = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
 
 
-def extract_metadata(data: bytes, *, max_pixels: int | None = None) -> dict[str, Any]:
+def extract_metadata(data: bytes | bytearray, *, max_pixels: int | None = None) -> dict[str, Any]:
     """EXIF, ICC description and format facts of a source, as JSON-safe values.
 
     Raises ``UnsupportedFormat``/``CorruptImage`` (and ``TooManyPixels`` when ``max_pixels``

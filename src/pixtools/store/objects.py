@@ -36,7 +36,7 @@ class ObjectStore(Protocol):
 
     kind: str
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def put(self, key: str, data: bytes | bytearray, content_type: str) -> None: ...
     async def get(self, key: str) -> bytes: ...
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
@@ -63,7 +63,7 @@ class LocalObjectStore:
             raise ValueError(f"key escapes the store: {key!r}")
         return path
 
-    def _put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -76,7 +76,7 @@ class LocalObjectStore:
                 os.unlink(tmp)
             raise
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         await asyncio.to_thread(self._put, key, data)
 
     async def get(self, key: str) -> bytes:
@@ -148,7 +148,7 @@ class S3ObjectStore:
                     self._stack = stack
         return self._client
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         s3 = await self._s3()
         await s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 

@@ -75,7 +75,9 @@ def _corrupt(fmt: str, exc: BaseException) -> CorruptImage:
     return CorruptImage(f"corrupt or truncated {fmt.upper()} image: {detail}")
 
 
-def open_source(data: bytes | bytearray, max_pixels: int | None) -> tuple[ImageFile.ImageFile, str, int]:
+def open_source(
+    data: bytes | bytearray, max_pixels: int | None
+) -> tuple[ImageFile.ImageFile, str, int]:
     """Open lazily (header only); return the image, our format name and its frame count.
 
     With ``max_pixels`` the declared pixels (all frames) are checked and Pillow's own limit
@@ -185,7 +187,9 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, by
 DraftPlanner = Callable[[tuple[int, int]], tuple[int, int] | None]
 
 
-def decode(data: bytes | bytearray, *, max_pixels: int, plan_draft: DraftPlanner | None = None) -> Decoded:
+def decode(
+    data: bytes | bytearray, *, max_pixels: int, plan_draft: DraftPlanner | None = None
+) -> Decoded:
     """Decode the first frame, upright, in a working mode.
 
     ``plan_draft`` is given the upright source size and may return a smaller upright size:

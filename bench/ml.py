@@ -124,6 +124,43 @@ def _measure(
     )
 
 
+def jpeg_source_figures(runs: int = 7) -> list[str]:
+    """The worker's whole render of an analysis output from a 12 MP JPEG (decode included),
+    with the DCT-scaled decode for analysis ops against a full decode, in the same run."""
+    import io
+
+    from pixtools.imaging import pipeline
+    from pixtools.imaging.decode import decode
+
+    big = samples.astronaut().resize((4000, 3000), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    lines = []
+    for name, step in (("moderate", Moderate()), ("detect_faces", DetectFaces())):
+        fn = pipeline.op_function(name)
+
+        def full(step: Step = step, fn: OpFn = fn) -> None:
+            decoded = decode(data, max_pixels=50_000_000)
+            fn(decoded.image, step, StepContext(source_format="jpeg", source_size=big.size))
+
+        def drafted(step: Step = step) -> None:
+            pipeline.render_output(data, [step], max_pixels=50_000_000)
+
+        times: dict[str, list[float]] = {"full": [], "drafted": []}
+        for _ in range(runs):
+            for label, call in (("full", full), ("drafted", drafted)):
+                start = time.perf_counter()
+                call()
+                times[label].append(time.perf_counter() - start)
+        a, b = (statistics.median(times[k]) * 1000 for k in ("full", "drafted"))
+        lines.append(
+            f"{name:<13} 12 MP JPEG, decode + op: full decode {a:7.1f} ms, "
+            f"DCT-scaled decode {b:7.1f} ms ({a / b:.2f}x)"
+        )
+    return lines
+
+
 def service_figures(jobs: int = 12) -> dict[str, float] | None:
     """The same ops through the service: api + ML worker as processes (bench/stack.py).
 
@@ -263,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     weights = [f.mean_ms * f.inference_share for f in figures]
     mix = sum(f.mean_ms for f in figures) / sum(weights) - 1
     print(f"all ops and sizes together, pre/post on top of inference: {mix:+.1%}")
+    print("worker path (decode included):")
+    for line in jpeg_source_figures():
+        print("  " + line)
     queueing = service_figures() if args.service else None
     print(
         "queueing: "

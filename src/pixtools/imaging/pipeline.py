@@ -64,9 +64,19 @@ def draft_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int] 
 
     Only when the first step that changes pixels is a shrinking ``resize`` (steps that
     commute with scaling may come before it): then decoding at a smaller size is exact up
-    to resampling.
+    to resampling. Or when every step is an analysis op that shrinks its input to at most
+    ``analysis_side`` pixels a side (face detection, moderation): then each side is kept at
+    least that (or its full size), and results map back to source pixels as after a resize.
     """
     width, height = size
+    analysis = [OPS[_op_name(s)] for s in steps]
+    if analysis and all(op.kind == "analysis" for op in analysis):
+        sides = [op.analysis_side for op in analysis]
+        if any(side is None for side in sides):
+            return None
+        side = max(s for s in sides if s is not None)
+        want = (min(width, side), min(height, side))
+        return None if want == size else want
     for step in steps:
         if isinstance(step, KeepMetadata | Flip | Grayscale):
             continue

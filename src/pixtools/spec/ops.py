@@ -175,6 +175,9 @@ class OpDef:
     queue: Queue
     kind: OpKind
     impl: str  # "module:function", resolved lazily
+    #: Analysis ops that never look at more than ``side x side`` pixels (they shrink their
+    #: input first): a larger JPEG source may be decoded at reduced size for them.
+    analysis_side: int | None = None
 
     @property
     def summary(self) -> str:
@@ -186,10 +189,12 @@ class OpDef:
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
 
-def _op(params: type[Step], queue: Queue, kind: OpKind, impl: str) -> OpDef:
+def _op(
+    params: type[Step], queue: Queue, kind: OpKind, impl: str, analysis_side: int | None = None
+) -> OpDef:
     tag = params.__struct_config__.tag
     assert isinstance(tag, str)
-    return OpDef(tag, params, queue, kind, impl)
+    return OpDef(tag, params, queue, kind, impl, analysis_side)
 
 
 _IMG = "pixtools.imaging.ops"
@@ -210,9 +215,11 @@ OPS: dict[str, OpDef] = {
         _op(Convert, "standard", "encode", f"{_IMG}:convert"),
         _op(KeepMetadata, "standard", "metadata", f"{_IMG}:keep_metadata"),
         _op(BlurFaces, "ml", "image", f"{_ML}:blur_faces"),
-        _op(DetectFaces, "ml", "analysis", f"{_ML}:detect_faces"),
+        # The sides are the ML modules' own input caps (ml.faces.MAX_SIDE, ml.moderation's
+        # 256 px resize); a test holds them equal. OCR reads line crops at full resolution.
+        _op(DetectFaces, "ml", "analysis", f"{_ML}:detect_faces", analysis_side=1600),
         _op(Ocr, "ml", "analysis", f"{_ML}:ocr"),
-        _op(Moderate, "ml", "analysis", f"{_ML}:moderate"),
+        _op(Moderate, "ml", "analysis", f"{_ML}:moderate", analysis_side=256),
     )
 }
 

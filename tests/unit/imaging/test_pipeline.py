@@ -153,3 +153,16 @@ def test_pipeline_does_not_copy_when_nothing_changes(monkeypatch: pytest.MonkeyP
         data, [Resize(width=640), Rotate(degrees=0), Convert(format="png")], max_pixels=MAX_PIXELS
     )
     assert calls == []
+
+
+def test_draft_for_analysis_keeps_each_side_at_least_what_the_ops_look_at() -> None:
+    from pixtools.spec.ops import DetectFaces, Moderate, Ocr
+
+    size = (4000, 3000)
+    assert draft_size([Moderate()], size) == (256, 256)
+    assert draft_size([DetectFaces(), Moderate()], size) == (1600, 1600)
+    assert draft_size([Moderate()], (4000, 200)) == (256, 200)  # never below a short side
+    assert draft_size([Moderate()], (200, 100)) is None  # nothing to gain
+    assert draft_size([Ocr()], size) is None  # reads line crops at full resolution
+    assert draft_size([Moderate(), Ocr()], size) is None
+    assert draft_size([Resize(width=800), Moderate()], size) == (800, 600)

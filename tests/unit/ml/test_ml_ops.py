@@ -106,3 +106,43 @@ def test_preload_loads_every_model() -> None:
 
     ops.preload()
     assert {m.key for m in ops.MODELS} <= set(runtime.loaded())
+
+
+def test_analysis_sides_are_the_models_input_caps() -> None:
+    from pixtools.ml import moderation
+
+    assert OPS["detect_faces"].analysis_side == faces.MAX_SIDE
+    assert OPS["moderate"].analysis_side == moderation._RESIZE
+    assert OPS["ocr"].analysis_side is None  # line crops are read at full resolution
+
+
+def test_large_jpeg_decoded_small_for_analysis_gives_the_same_answers(sample: Sample) -> None:
+    """A 4096 px JPEG: detect_faces and moderate run on a DCT-scaled decode, and the face is
+    still reported in source pixels, the probabilities as without the shortcut."""
+    import io
+
+    from pixtools.imaging.decode import decode
+    from pixtools.imaging.pipeline import draft_size, render_output
+
+    scale = 8
+    big = sample("astronaut").resize((512 * scale, 512 * scale), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    steps = [DetectFaces(), Moderate()]
+    assert draft_size(steps, big.size) == (1600, 1600)
+    assert decode(
+        data, max_pixels=50_000_000, plan_draft=lambda s: draft_size(steps, s)
+    ).image.size == (
+        2048,
+        2048,
+    )
+
+    result = render_output(data, steps, max_pixels=50_000_000).result
+    assert result is not None
+    (face,) = result["faces"]
+    region = tuple(v * scale for v in samples.ASTRONAUT_FACE_REGION)
+    assert samples.box_within(face["box"], region)
+    full = _ctx(big)
+    ops.moderate(big, Moderate(), full)
+    assert result["nsfw"] == pytest.approx(full.result["nsfw"], abs=0.02)

@@ -56,3 +56,24 @@ def test_planar_converts_other_modes_to_rgb_first() -> None:
     assert (tensor == 200).all()
     rgba = Image.new("RGBA", (2, 2), (0, 0, 0, 0))  # transparent: composited onto white
     assert (pixels.planar(rgba) == 255).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 30), min_size=1, max_size=4),
+    height=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_text_batches_normalise_like_the_reference(
+    widths: list[int], height: int, seed: int
+) -> None:
+    from pixtools.ml import text
+
+    batch_w = max(widths)
+    tensor = np.random.default_rng(seed).integers(
+        0, 256, (len(widths), height, batch_w, 3), dtype=np.uint8
+    )
+    expected = tensor[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+    for row, w in enumerate(widths):
+        expected[row, :, :, w:] = 0.0
+    np.testing.assert_allclose(text._normalise(tensor, widths), expected, rtol=0, atol=1e-6)

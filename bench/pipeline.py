@@ -9,7 +9,8 @@ measuring. Then:
    (submit → a worker starts the output) with nothing queued;
 2. load phase: N jobs (a 12-megapixel JPEG → 800 px wide WebP q80) from C concurrent clients;
 3. baseline: the same N renders in a `ProcessPoolExecutor` of the worker's process count,
-   in this same run.
+   in this same run, once before the pipeline and once after (averaged: the machine's speed
+   drifts).
 
 Prints jobs/s, submit latency p50/p95/p99, queue overhead p50/p95, submit-to-done p50/p95,
 peak RSS of the api and worker process trees, and the pipeline efficiency (pipeline jobs/s
@@ -145,6 +146,10 @@ async def main() -> None:
         "--threads",
         str(args.threads),
     ]
+    # The baseline brackets the pipeline run (before it and after it, averaged): this VM's
+    # speed drifts by tens of percent over a minute, and one baseline on one side of the
+    # run would book that drift as pipeline (in)efficiency.
+    pool_before = bare_pool(data, args.jobs, args.processes)
     with running_stack({"worker": worker}, api_workers=args.api_workers) as stack:
         async with httpx.AsyncClient(
             base_url=stack.base_url,
@@ -217,7 +222,8 @@ async def main() -> None:
     load = [t for t in timings if t["id"] in set(load_ids)]
     span = max(t["job_finished"] for t in load) - min(t["created"] for t in load)
     jobs_per_s = len(load) / span
-    pool_rate = bare_pool(data, args.jobs, args.processes)
+    pool_after = bare_pool(data, args.jobs, args.processes)
+    pool_rate = (pool_before + pool_after) / 2
 
     ms = 1000
     print(
@@ -256,7 +262,8 @@ async def main() -> None:
         f"peak RSS              api {peak['api'] / 2**20:6.0f} MiB   worker (all processes) {peak['worker'] / 2**20:6.0f} MiB"
     )
     print(
-        f"bare process pool     {pool_rate:6.2f} jobs/s   ({args.processes} processes, same renders, same run)"
+        f"bare process pool     {pool_rate:6.2f} jobs/s   ({args.processes} processes, same renders, same run: "
+        f"{pool_before:.2f} before the pipeline, {pool_after:.2f} after)"
     )
     print(f"pipeline efficiency   {jobs_per_s / pool_rate * 100:6.1f} %")
     n = len(load)

@@ -133,10 +133,20 @@ async def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--api-workers", type=int, default=1)
     ap.add_argument("--idle-jobs", type=int, default=15)
+    ap.add_argument(
+        "--source",
+        default="4000x3000",
+        help="source JPEG size WxH (the target's is 4000x3000; e.g. 64x48 shows the fixed "
+        "cost per job, since the render then costs almost nothing)",
+    )
     args = ap.parse_args()
 
-    data = photo_like_jpeg()
-    print(f"source: 4000x3000 JPEG, {len(data) / 1e6:.1f} MB; spec: resize 800 wide, WebP q80")
+    src_w, src_h = (int(v) for v in args.source.lower().split("x"))
+    data = photo_like_jpeg(src_w, src_h)
+    print(
+        f"source: {src_w}x{src_h} JPEG, {len(data) / 1e6:.3f} MB; spec: resize 800 wide "
+        "(never enlarging), WebP q80"
+    )
     print(f"store: local folder; database: PostgreSQL; broker: RabbitMQ; cores: {os.cpu_count()}")
     worker = [
         "--queues",

@@ -257,6 +257,13 @@ async def main() -> None:
     print(
         f"queue overhead idle   p50 {pct(idle_q, 50) * ms:6.1f} ms  p95 {pct(idle_q, 95) * ms:6.1f} ms   (submit committed -> worker starts; nothing queued)"
     )
+    relay = [t["published"] - t["created"] for t in idle if t["published"] is not None]
+    confirm_to_start = [t["started"] - t["published"] for t in idle if t["published"] is not None]
+    print(
+        f"  of which (idle p50)  accepted -> publish confirmed {pct(relay, 50) * ms:5.1f} ms, "
+        f"confirmed -> worker starts {pct(confirm_to_start, 50) * ms:5.1f} ms   "
+        "(the relay's outbox transaction and the broker's confirm; the worker often starts first)"
+    )
     print(
         f"queue wait under load p50 {pct(load_q, 50) * ms:6.1f} ms  p95 {pct(load_q, 95) * ms:6.1f} ms   (includes waiting behind other jobs)"
     )

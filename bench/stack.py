@@ -166,7 +166,8 @@ def running_stack(workers: dict[str, list[str]], *, api_workers: int = 1) -> Ite
 
 
 async def output_timings(database_url: str) -> list[dict[str, Any]]:
-    """Per output: job id, name, created (job accepted), started, finished (epoch seconds)."""
+    """Per output: job id, name, created (job accepted), published (the broker confirmed the
+    relay's publish), started, finished, job_finished (epoch seconds)."""
     import asyncpg
 
     conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
@@ -174,11 +175,18 @@ async def output_timings(database_url: str) -> list[dict[str, Any]]:
         rows = await conn.fetch(
             "SELECT j.id::text AS id, o.name, extract(epoch FROM j.created_at) AS created, "
             "extract(epoch FROM o.started_at) AS started, extract(epoch FROM o.finished_at) AS finished, "
-            "extract(epoch FROM j.finished_at) AS job_finished "
+            "extract(epoch FROM j.finished_at) AS job_finished, "
+            # When the relay's publish of the output's message was confirmed by the broker.
+            "(SELECT extract(epoch FROM min(ob.sent_at)) FROM outbox ob WHERE ob.job_id = j.id "
+            "AND ob.actor LIKE 'process_output%' AND ob.args::jsonb ->> 1 = o.name) AS published "
             "FROM jobs j JOIN outputs o ON o.job_id = j.id"
         )
     finally:
         await conn.close()
     return [
-        {k: (float(v) if k not in ("id", "name") else v) for k, v in dict(r).items()} for r in rows
+        {
+            k: (float(v) if k not in ("id", "name") and v is not None else v)
+            for k, v in dict(r).items()
+        }
+        for r in rows
     ]

@@ -236,45 +236,46 @@ async def main() -> None:
     pool_rate = (pool_before + pool_after) / 2
 
     ms = 1000
+
+    def percentiles(
+        label: str, seconds: list[float], *qs: int, note: str = "", digits: int = 1
+    ) -> None:
+        cells = "  ".join(f"p{q} {pct(seconds, q) * ms:6.{digits}f} ms" for q in qs or (50, 95))
+        print(f"{label:<21} {cells}" + (f"   {note}" if note else ""))
+
     print(
         f"\nworker: {args.processes} process(es) x {args.threads} thread(s); api processes: {args.api_workers}; clients: {args.clients}; jobs: {args.jobs}"
     )
     print(
         f"throughput            {jobs_per_s:6.2f} jobs/s   (first accepted -> last finished {span:.1f} s; wall {wall:.1f} s)"
     )
-    print(
-        f"submit latency load   p50 {pct(submit_lat, 50) * ms:6.1f} ms  p95 {pct(submit_lat, 95) * ms:6.1f} ms  p99 {pct(submit_lat, 99) * ms:6.1f} ms"
+    percentiles("submit latency load", submit_lat, 50, 95, 99)
+    percentiles(
+        "submit latency steady",
+        steady_lat,
+        note="(after each client's first: the opening burst of simultaneous uploads left out)",
     )
-    print(
-        f"submit latency steady p50 {pct(steady_lat, 50) * ms:6.1f} ms  p95 {pct(steady_lat, 95) * ms:6.1f} ms   "
-        "(after each client's first: the opening burst of simultaneous uploads left out)"
+    percentiles("submit latency idle", idle_submit)
+    percentiles(
+        "queue overhead idle",
+        [t["started"] - t["created"] for t in idle],
+        note="(submit committed -> worker starts; nothing queued)",
     )
-    print(
-        f"submit latency idle   p50 {pct(idle_submit, 50) * ms:6.1f} ms  p95 {pct(idle_submit, 95) * ms:6.1f} ms"
-    )
-    idle_q = [t["started"] - t["created"] for t in idle]
-    load_q = [t["started"] - t["created"] for t in load]
-    print(
-        f"queue overhead idle   p50 {pct(idle_q, 50) * ms:6.1f} ms  p95 {pct(idle_q, 95) * ms:6.1f} ms   (submit committed -> worker starts; nothing queued)"
-    )
-    relay = [t["published"] - t["created"] for t in idle if t["published"] is not None]
-    confirm_to_start = [t["started"] - t["published"] for t in idle if t["published"] is not None]
+    confirmed = [t for t in idle if t["published"] is not None]
+    relay = [t["published"] - t["created"] for t in confirmed]
+    confirm_to_start = [t["started"] - t["published"] for t in confirmed]
     print(
         f"  of which (idle p50)  accepted -> publish confirmed {pct(relay, 50) * ms:5.1f} ms, "
         f"confirmed -> worker starts {pct(confirm_to_start, 50) * ms:5.1f} ms   "
         "(the relay's outbox transaction and the broker's confirm; the worker often starts first)"
     )
-    print(
-        f"queue wait under load p50 {pct(load_q, 50) * ms:6.1f} ms  p95 {pct(load_q, 95) * ms:6.1f} ms   (includes waiting behind other jobs)"
+    percentiles(
+        "queue wait under load",
+        [t["started"] - t["created"] for t in load],
+        note="(includes waiting behind other jobs)",
     )
-    done = [t["job_finished"] - t["created"] for t in load]
-    idle_done = [t["job_finished"] - t["created"] for t in idle]
-    print(
-        f"submit-to-done load   p50 {pct(done, 50) * ms:6.0f} ms  p95 {pct(done, 95) * ms:6.0f} ms"
-    )
-    print(
-        f"submit-to-done idle   p50 {pct(idle_done, 50) * ms:6.0f} ms  p95 {pct(idle_done, 95) * ms:6.0f} ms"
-    )
+    percentiles("submit-to-done load", [t["job_finished"] - t["created"] for t in load], digits=0)
+    percentiles("submit-to-done idle", [t["job_finished"] - t["created"] for t in idle], digits=0)
     print(
         f"peak RSS              api {peak['api'] / 2**20:6.0f} MiB   worker (all processes) {peak['worker'] / 2**20:6.0f} MiB"
     )

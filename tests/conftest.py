@@ -192,6 +192,15 @@ def s3_bucket(s3_endpoint: str) -> str:
     return name
 
 
+@pytest.fixture(autouse=True)
+def _pillow_pixel_limit() -> Iterator[None]:
+    """Each decode sets Pillow's process-wide pixel limit from its ``max_pixels``; a test that
+    decodes under a tiny limit must not leave it for the next test's plain ``Image.open``."""
+    limit = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = limit
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _aws_test_credentials() -> None:
     # Only ever the local moto server: never real AWS.

@@ -4,7 +4,6 @@ an unbounded allocation (a small pixel cap, and the process's memory checked).""
 
 from __future__ import annotations
 
-import io
 from functools import cache
 
 import psutil
@@ -14,18 +13,10 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from pixtools.imaging import ImageError, extract_metadata, probe, render_output
-from pixtools.imaging.decode import avif_codec
 from pixtools.spec.ops import Convert, Resize, Rotate
+from tests.unit.imaging.images import encode
 
 MAX_PIXELS = 64 * 64 * 4  # small: whatever a mutated header claims, decoding stays tiny
-
-
-def _save(im: Image.Image, fmt: str, **options: object) -> bytes:
-    if fmt == "AVIF":
-        avif_codec()  # registers pillow-avif-plugin where Pillow has no AVIF of its own
-    out = io.BytesIO()
-    im.save(out, format=fmt, **options)
-    return out.getvalue()
 
 
 @cache
@@ -39,18 +30,18 @@ def seeds() -> tuple[bytes, ...]:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     frames = [base, base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     return (
-        _save(base, "JPEG", quality=80, exif=exif, icc_profile=srgb),
-        _save(base, "JPEG", quality=80, progressive=True),
-        _save(base.convert("CMYK"), "JPEG"),
-        _save(rgba, "PNG"),
-        _save(base.convert("P"), "PNG", transparency=0),
-        _save(base, "WEBP", quality=70),
-        _save(rgba, "WEBP", lossless=True),
-        _save(frames[0], "GIF", save_all=True, append_images=frames[1:]),
-        _save(base, "TIFF", compression="tiff_lzw"),
-        _save(base, "TIFF"),
-        _save(base, "BMP"),
-        _save(base, "AVIF", quality=50),
+        encode(base, "JPEG", quality=80, exif=exif, icc_profile=srgb),
+        encode(base, "JPEG", quality=80, progressive=True),
+        encode(base.convert("CMYK"), "JPEG"),
+        encode(rgba, "PNG"),
+        encode(base.convert("P"), "PNG", transparency=0),
+        encode(base, "WEBP", quality=70),
+        encode(rgba, "WEBP", lossless=True),
+        encode(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+        encode(base, "TIFF", compression="tiff_lzw"),
+        encode(base, "TIFF"),
+        encode(base, "BMP"),
+        encode(base, "AVIF", quality=50),
     )
 
 

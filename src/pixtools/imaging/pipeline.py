@@ -18,7 +18,17 @@ from pixtools.imaging.decode import decode
 from pixtools.imaging.encode import encode, prepare_for_format
 from pixtools.imaging.formats import FORMATS
 from pixtools.imaging.ops.resize import resize_geometry
-from pixtools.spec.ops import OPS, Convert, Flip, Grayscale, KeepMetadata, Resize, Rotate, Step
+from pixtools.spec.ops import (
+    OPS,
+    Convert,
+    Flip,
+    Grayscale,
+    KeepMetadata,
+    Resize,
+    Rotate,
+    Step,
+    op_of,
+)
 
 OpFunction = Callable[[Image.Image, Any, StepContext], Image.Image]
 
@@ -69,9 +79,9 @@ def draft_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int] 
     least that (or its full size), and results map back to source pixels as after a resize.
     """
     width, height = size
-    analysis = [OPS[_op_name(s)] for s in steps]
-    if analysis and all(op.kind == "analysis" for op in analysis):
-        sides = [op.analysis_side for op in analysis]
+    defs = [op_of(step) for step in steps]
+    if defs and all(op.kind == "analysis" for op in defs):
+        sides = [op.analysis_side for op in defs]
         if any(side is None for side in sides):
             return None
         side = max(s for s in sides if s is not None)

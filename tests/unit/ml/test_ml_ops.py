@@ -3,13 +3,16 @@ by analysis, the contract's result shapes."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import pytest
 from PIL import Image
 
 from pixtools.imaging.context import StepContext
-from pixtools.ml import faces, ops, samples
+from pixtools.imaging.decode import decode
+from pixtools.imaging.pipeline import draft_size, render_output
+from pixtools.ml import faces, moderation, ops, samples
 from pixtools.spec.ops import OPS, BlurFaces, DetectFaces, Moderate, Ocr
 
 pytestmark = pytest.mark.ml
@@ -109,8 +112,6 @@ def test_preload_loads_every_model() -> None:
 
 
 def test_analysis_sides_are_the_models_input_caps() -> None:
-    from pixtools.ml import moderation
-
     assert OPS["detect_faces"].analysis_side == faces.MAX_SIDE
     assert OPS["moderate"].analysis_side == moderation._RESIZE
     assert OPS["ocr"].analysis_side is None  # line crops are read at full resolution
@@ -119,11 +120,6 @@ def test_analysis_sides_are_the_models_input_caps() -> None:
 def test_large_jpeg_decoded_small_for_analysis_gives_the_same_answers(sample: Sample) -> None:
     """A 4096 px JPEG: detect_faces and moderate run on a DCT-scaled decode, and the face is
     still reported in source pixels, the probabilities as without the shortcut."""
-    import io
-
-    from pixtools.imaging.decode import decode
-    from pixtools.imaging.pipeline import draft_size, render_output
-
     scale = 8
     big = sample("astronaut").resize((512 * scale, 512 * scale), Image.Resampling.BICUBIC)
     buf = io.BytesIO()

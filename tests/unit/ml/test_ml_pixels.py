@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pixtools.ml import pixels
+from pixtools.ml import pixels, text
 
 pytestmark = pytest.mark.ml
 
@@ -67,8 +67,6 @@ def test_planar_converts_other_modes_to_rgb_first() -> None:
 def test_text_batches_normalise_like_the_reference(
     widths: list[int], height: int, seed: int
 ) -> None:
-    from pixtools.ml import text
-
     batch_w = max(widths)
     tensor = np.random.default_rng(seed).integers(
         0, 256, (len(widths), height, batch_w, 3), dtype=np.uint8

@@ -168,6 +168,7 @@ async def main() -> None:
         ) as client:
             sampler = RssSampler(stack.pids)
             sampler.start()
+            print("pids: " + ", ".join(f"{n} {pid}" for n, pid in stack.pids.items()), flush=True)
 
             # The load generator shares the cores it measures: encode the multipart body once
             # (like wrk with a body file) instead of once per request.

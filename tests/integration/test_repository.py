@@ -262,3 +262,55 @@ async def test_finalize_forgotten_catches_a_job_whose_finalizer_died(db: Databas
     await repo.finalize_forgotten()  # a second pass adds none for this job (one is unsent)
     rows = [r for r in await outbox_rows(db, job.id) if r.actor == FINALIZE_ACTOR]
     assert len(rows) == 1
+
+
+async def test_a_connection_the_server_closed_is_replaced_not_handed_out(
+    private_pg_url: str,
+) -> None:
+    # No pre-ping round trip on checkout: the pool relies on asyncpg knowing the socket closed.
+    db = Database(private_pg_url, pool_size=1)
+    repo = JobRepository(db)
+    try:
+        async with db.reads() as s:
+            first = await s.scalar(sa.text("SELECT pg_backend_pid()"))
+        admin = Database(private_pg_url, pool_size=1)
+        async with admin.reads() as s:
+            assert await s.scalar(sa.text(f"SELECT pg_terminate_backend({first})"))
+        await admin.dispose()
+        await asyncio.sleep(0.2)  # the event loop reads the server's goodbye
+        job = new_job("a")
+        await repo.create(job, None)  # on a fresh connection, not the dead one
+        record = await repo.get(job.id)
+        assert record is not None and [o.name for o in record.outputs] == ["a"]
+        async with db.reads() as s:
+            assert await s.scalar(sa.text("SELECT pg_backend_pid()")) != first
+    finally:
+        await db.dispose()
+
+
+async def test_triggers_notify_the_outbox_and_a_finished_job(private_pg_url: str) -> None:
+    db = Database(private_pg_url)
+    repo = JobRepository(db)
+    got: dict[str, list[str]] = {"pixtools_outbox": [], "pixtools_jobs": []}
+    closers = [
+        await db.listen(channel, lambda payload, c=channel: got[c].append(payload))
+        for channel in got
+    ]
+    try:
+        job = new_job("a", "b")
+        await repo.create(job, None)
+        for n in "ab":
+            await repo.claim_output(job.id, n, stale_after=60)
+            await repo.succeed_output(job.id, n, 1, DONE)
+        assert got["pixtools_jobs"] == []  # both outputs done, the job still to finalize
+        await repo.complete_job(job.id, archive_status=None, archive_key=None)
+        for _ in range(50):
+            if got["pixtools_jobs"]:
+                break
+            await asyncio.sleep(0.02)
+        assert got["pixtools_jobs"] == [str(job.id)]
+        assert len(got["pixtools_outbox"]) == 1  # one per transaction that wrote outbox rows
+    finally:
+        for close in closers:
+            await close()
+        await db.dispose()

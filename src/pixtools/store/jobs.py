@@ -140,6 +140,11 @@ def _held_by(job_id: uuid.UUID, name: str, attempt: int) -> tuple[sa.ColumnEleme
     )
 
 
+def _of_job(column: Any) -> sa.ScalarSelect[Any]:
+    """``column`` of the output's job, as a scalar subquery correlated to ``outputs``."""
+    return sa.select(column).where(JobRow.id == OutputRow.job_id).scalar_subquery()
+
+
 class JobRepository:
     """Jobs and their outputs."""
 
@@ -210,7 +215,6 @@ class JobRepository:
                             created_at=now,
                         )
                     )
-                await self.db.notify_outbox(s)
         except IntegrityError:
             if idempotency is None:
                 raise
@@ -225,19 +229,25 @@ class JobRepository:
 
     async def find_idempotent(self, owner: str, key: str) -> tuple[str, uuid.UUID] | None:
         """(request hash, job id) recorded for this owner's key, if any."""
-        async with self.db.sessions() as s:
+        async with self.db.reads() as s:
             row = await s.get(IdempotencyKeyRow, (owner, key))
             return (row.request_hash, row.job_id) if row else None
 
     # --- reads --------------------------------------------------------------------------
 
     async def get(self, job_id: uuid.UUID, owner: str | None = None) -> JobRecord | None:
-        async with self.db.sessions() as s:
-            job = await s.get(JobRow, job_id)
-            if job is None or (owner is not None and job.owner != owner):
-                return None
-            outputs = await self._outputs(s, [job_id])
-            return JobRecord(job, outputs.get(job_id, []))
+        """The job and its outputs, in one query (a long-polling client reads twice a job)."""
+        q = (
+            sa.select(JobRow, OutputRow)
+            .outerjoin(OutputRow, OutputRow.job_id == JobRow.id)
+            .where(JobRow.id == job_id)
+            .order_by(OutputRow.position)
+        )
+        async with self.db.reads() as s:
+            rows = (await s.execute(q)).all()
+        if not rows or (owner is not None and rows[0][0].owner != owner):
+            return None
+        return JobRecord(rows[0][0], [out for _, out in rows if out is not None])
 
     async def page(
         self,
@@ -256,7 +266,7 @@ class JobRepository:
         if before is not None:
             q = q.where(sa.tuple_(JobRow.created_at, JobRow.id) < sa.tuple_(*before))
         q = q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
-        async with self.db.sessions() as s:
+        async with self.db.reads() as s:
             jobs = list((await s.scalars(q)).all())
             outputs = await self._outputs(s, [j.id for j in jobs])
         return [JobRecord(j, outputs.get(j.id, [])) for j in jobs]
@@ -292,6 +302,8 @@ class JobRepository:
         async with self.db.transaction() as s:
             claimed = (
                 await s.execute(
+                    # The claim, and the job's source and status, in one statement (scalar
+                    # subqueries: SQLite's RETURNING sees only the updated table).
                     sa.update(OutputRow)
                     .where(
                         OutputRow.job_id == job_id,
@@ -307,19 +319,25 @@ class JobRepository:
                         started_at=now,
                         heartbeat_at=now,
                     )
-                    .returning(OutputRow)
+                    .returning(
+                        OutputRow.attempts,
+                        OutputRow.steps,
+                        _of_job(JobRow.source).label("source"),
+                        _of_job(JobRow.status).label("job_status"),
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-            ).scalar_one_or_none()
+            ).one_or_none()
             if claimed is None:
                 return None
-            await s.execute(
-                sa.update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == "queued")
-                .values(status="running", updated_at=now)
-            )
-            source = await s.scalar(sa.select(JobRow.source).where(JobRow.id == job_id))
-            assert source is not None
-            return Claim(claimed.attempts, claimed.steps, source["key"])
+            if claimed.job_status == "queued":  # the job's first output to start
+                await s.execute(
+                    sa.update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.status == "queued")
+                    .values(status="running", updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            return Claim(claimed.attempts, claimed.steps, claimed.source["key"])
 
     async def heartbeat(self, job_id: uuid.UUID, name: str, attempt: int) -> bool:
         """Touch a running output; False when this attempt no longer owns it."""
@@ -366,18 +384,14 @@ class JobRepository:
             )
             if not updated.rowcount:  # type: ignore[attr-defined]
                 return Finished(recorded=False)
-            remaining = await self._count_down(s, job_id, now, enqueue_finalize=False)
+            job = await self._count_down(s, job_id, now, enqueue_finalize=False)
+            remaining = job.pending_outputs
             closed = False
-            if remaining == 0:
+            # The count-down's UPDATE holds the job's row lock until this commits.
+            if remaining == 0 and job.archive_status is None and job.status not in TERMINAL_JOB:
                 # No archive to build: close the job in this same transaction.
-                job = await s.get(JobRow, job_id, with_for_update=True)
-                if (
-                    job is not None
-                    and job.archive_status is None
-                    and job.status not in TERMINAL_JOB
-                ):
-                    await self._close(s, job, None, None)
-                    closed = True
+                await self._close(s, job, None, None)
+                closed = True
         if closed:
             self.db.wake_local()
             self.db.job_finished_local(str(job_id))
@@ -385,26 +399,26 @@ class JobRepository:
 
     async def _count_down(
         self, s: AsyncSession, job_id: uuid.UUID, now: datetime, *, enqueue_finalize: bool
-    ) -> int:
-        """Fan-in: an atomic decrement of the job's pending count; returns what remains.
+    ) -> JobRow:
+        """Fan-in: an atomic decrement of the job's pending count; returns the job after it.
 
         The worker whose output brings it to zero finalizes the job at once, in process
         (a finalize message would queue behind every other pending output). Should that
         worker die first, the reconciler finds the job (all outputs terminal, not finished)
         and enqueues finalize. Other callers enqueue finalize through the outbox here.
         """
-        remaining = (
+        job = (
             await s.execute(
                 sa.update(JobRow)
                 .where(JobRow.id == job_id)
                 .values(pending_outputs=JobRow.pending_outputs - 1, updated_at=now)
-                .returning(JobRow.pending_outputs)
+                .returning(JobRow)
+                .execution_options(populate_existing=True)
             )
         ).scalar_one()
-        if remaining == 0 and enqueue_finalize:
+        if job.pending_outputs == 0 and enqueue_finalize:
             s.add(_outbox_row("standard", FINALIZE_ACTOR, [str(job_id)], job_id))
-            await self.db.notify_outbox(s)
-        return int(remaining)
+        return job
 
     async def retry_output_later(
         self, job_id: uuid.UUID, name: str, attempt: int, error: str, delay: float
@@ -422,7 +436,6 @@ class JobRepository:
             if row is None:
                 return False
             s.add(_outbox_row(row, PROCESS_ACTOR[row], [str(job_id), name], job_id, delay))
-            await self.db.notify_outbox(s)
         self.db.wake_local()
         return True
 
@@ -448,9 +461,16 @@ class JobRepository:
     async def _close(
         self, s: AsyncSession, job: JobRow, archive_status: str | None, archive_key: str | None
     ) -> str:
-        """Terminal status from the outputs, the webhook's outbox row, the NOTIFY."""
+        """Terminal status from the outputs, and the webhook's outbox row. (Setting
+        ``finished_at`` fires the trigger that NOTIFYs the waiting clients.)"""
         now = utcnow()
-        outputs = (await self._outputs(s, [job.id])).get(job.id, [])
+        outputs = (
+            await s.execute(
+                sa.select(OutputRow.name, OutputRow.status)
+                .where(OutputRow.job_id == job.id)
+                .order_by(OutputRow.position)
+            )
+        ).all()
         status = final_status(o.status for o in outputs)
         failed = [o.name for o in outputs if o.status == "failed"]
         job.status = status
@@ -459,11 +479,9 @@ class JobRepository:
         job.archive_key = archive_key
         job.updated_at = now
         job.finished_at = now
-        await self.db.notify_job_finished(s, str(job.id))
         if job.webhook_url:
             job.webhook_status = "pending"
             s.add(_outbox_row("standard", WEBHOOK_ACTOR, [str(job.id), str(uuid.uuid4())], job.id))
-            await self.db.notify_outbox(s)
         return status
 
     # --- maintenance --------------------------------------------------------------------
@@ -509,8 +527,6 @@ class JobRepository:
                         )
                     )
                     requeued += 1
-            if rows:
-                await self.db.notify_outbox(s)
         if rows:
             self.db.wake_local()
         return requeued, failed
@@ -530,8 +546,6 @@ class JobRepository:
             ).all()
             for job_id, name, queue in rows:
                 s.add(_outbox_row(queue, PROCESS_ACTOR[queue], [str(job_id), name], job_id))
-            if rows:
-                await self.db.notify_outbox(s)
         if rows:
             self.db.wake_local()
         return len(rows)
@@ -555,8 +569,6 @@ class JobRepository:
             ).all()
             for job_id in ids:
                 s.add(_outbox_row("standard", FINALIZE_ACTOR, [str(job_id)], job_id))
-            if ids:
-                await self.db.notify_outbox(s)
         if ids:
             self.db.wake_local()
         return len(ids)
@@ -588,7 +600,6 @@ class JobRepository:
                     job.archive_status = "pending"
                 if job.webhook_url:
                     job.webhook_status = "pending"
-                await self.db.notify_outbox(s)
         self.db.wake_local()
         return [o.name for o in failed]
 

@@ -49,7 +49,7 @@ class ApiKeyRepository:
         return _key(row), secret
 
     async def verify(self, secret: str) -> ApiKey | None:
-        async with self.db.sessions() as s:
+        async with self.db.reads() as s:
             row = await s.scalar(
                 sa.select(ApiKeyRow).where(
                     ApiKeyRow.key_hash == hash_key(secret), ApiKeyRow.revoked_at.is_(None)
@@ -58,7 +58,7 @@ class ApiKeyRepository:
             return _key(row) if row else None
 
     async def all(self) -> list[ApiKey]:
-        async with self.db.sessions() as s:
+        async with self.db.reads() as s:
             rows = await s.scalars(sa.select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             return [_key(r) for r in rows]
 

@@ -52,7 +52,7 @@ class OutboxRepository:
         return published, len(rows) == limit
 
     async def pending_count(self) -> int:
-        async with self.db.sessions() as s:
+        async with self.db.reads() as s:
             return int(
                 (
                     await s.scalar(
@@ -66,7 +66,7 @@ class OutboxRepository:
 
     async def next_due_in(self) -> float | None:
         """Seconds until the earliest unsent row is due (0 if one is due now)."""
-        async with self.db.sessions() as s:
+        async with self.db.reads() as s:
             earliest = await s.scalar(
                 sa.select(sa.func.min(OutboxRow.available_at)).where(OutboxRow.sent_at.is_(None))
             )

@@ -65,11 +65,10 @@ class WebhookRepository:
                         "standard", WEBHOOK_ACTOR, [str(job_id), str(delivery_id)], job_id, retry_in
                     )
                 )
-                await self.db.notify_outbox(s)
             return job.webhook_attempts
 
     async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
-        async with self.db.sessions() as s:
+        async with self.db.reads() as s:
             rows = await s.scalars(
                 sa.select(WebhookAttemptRow)
                 .where(WebhookAttemptRow.job_id == job_id)

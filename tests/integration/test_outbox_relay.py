@@ -133,3 +133,36 @@ async def test_the_running_relay_is_woken_by_notify(db: Database, vhost_url: str
     finally:
         await relay.stop()
         relay.broker.close()
+
+
+async def test_the_relay_listens_again_after_losing_its_listen_connection(
+    db: Database, vhost_url: str
+) -> None:
+    relay = OutboxRelay(db, build_broker(vhost_url), poll_seconds=0.3)
+    await relay.start()
+    try:
+        await asyncio.sleep(0.5)  # LISTEN is up
+        async with db.reads() as s:
+            killed = await s.scalar(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+        assert killed == 1
+        await asyncio.sleep(0.1)
+        # Meanwhile a job is submitted in this process: the local wake stands in for NOTIFY.
+        await JobRepository(db).create(new_job("a"), None)
+        for _ in range(50):
+            if relay.published:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.published == 1
+        for _ in range(50):  # and LISTEN is back within a poll or two
+            if relay._listener is not None and relay._listener.alive:
+                break
+            await asyncio.sleep(0.05)
+        assert relay._listener is not None and relay._listener.alive
+    finally:
+        await relay.stop()
+        relay.broker.close()

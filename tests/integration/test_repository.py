@@ -292,7 +292,7 @@ async def test_triggers_notify_the_outbox_and_a_finished_job(private_pg_url: str
     db = Database(private_pg_url)
     repo = JobRepository(db)
     got: dict[str, list[str]] = {"pixtools_outbox": [], "pixtools_jobs": []}
-    closers = [
+    listeners = [
         await db.listen(channel, lambda payload, c=channel: got[c].append(payload))
         for channel in got
     ]
@@ -311,6 +311,6 @@ async def test_triggers_notify_the_outbox_and_a_finished_job(private_pg_url: str
         assert got["pixtools_jobs"] == [str(job.id)]
         assert len(got["pixtools_outbox"]) == 1  # one per transaction that wrote outbox rows
     finally:
-        for close in closers:
-            await close()
+        for listener in listeners:
+            await listener.close()
         await db.dispose()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
-from pixtools.store.database import JOBS_CHANNEL, Database
+from pixtools.store.database import JOBS_CHANNEL, Database, Listener
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class JobWaiters:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._waiting: dict[str, set[asyncio.Future[None]]] = {}
-        self._close: Callable[[], Awaitable[None]] | None = None
+        self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -29,7 +29,7 @@ class JobWaiters:
         self.db.signals.job_finished.append(self._finished_threadsafe)
         if not self.db.is_sqlite:
             try:
-                self._close = await self.db.listen(JOBS_CHANNEL, self._finished)
+                self._listener = await self.db.listen(JOBS_CHANNEL, self._finished)
             except Exception:  # waiting requests fall back to their own timeout
                 log.warning(
                     "LISTEN %s unavailable; ?wait= degrades to its timeout",
@@ -40,8 +40,8 @@ class JobWaiters:
     async def stop(self) -> None:
         if self._finished_threadsafe in self.db.signals.job_finished:
             self.db.signals.job_finished.remove(self._finished_threadsafe)
-        if self._close is not None:
-            await self._close()
+        if self._listener is not None:
+            await self._listener.close()
         for futures in self._waiting.values():
             for fut in futures:
                 fut.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +35,21 @@ class LocalSignals:
     def __init__(self) -> None:
         self.outbox: list[Callable[[], None]] = []
         self.job_finished: list[Callable[[str], None]] = []
+
+
+class Listener:
+    """A LISTEN connection: ``alive`` until the server or the network closes it."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    @property
+    def alive(self) -> bool:
+        return not self._conn.is_closed()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._conn.close(), 5)
 
 
 class Database:
@@ -90,11 +105,9 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
-    async def listen(
-        self, channel: str, callback: Callable[[str], None]
-    ) -> Callable[[], Awaitable[None]]:
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> Listener:
         """LISTEN on ``channel`` over a dedicated asyncpg connection; ``callback(payload)``
-        runs on this event loop. Returns the closer."""
+        runs on this event loop."""
         import asyncpg
 
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -104,12 +117,7 @@ class Database:
             callback(payload)
 
         await conn.add_listener(channel, _on_notify)
-
-        async def close() -> None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 5)
-
-        return close
+        return Listener(conn)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

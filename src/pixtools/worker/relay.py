@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
 
-from pixtools.store.database import OUTBOX_CHANNEL, Database
+from pixtools.store.database import OUTBOX_CHANNEL, Database, Listener
 from pixtools.store.models import OutboxRow
 from pixtools.store.outbox import OutboxRepository
 
@@ -34,12 +33,15 @@ class OutboxRelay:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publish")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._close_listener: Callable[[], Awaitable[None]] | None = None
+        self._listener: Listener | None = None
         self.published = 0
 
     def _wake_threadsafe(self) -> None:
-        loop = self._loop
-        loop.call_soon_threadsafe(self._wake.set)
+        """A commit in this process wrote outbox rows. With LISTEN up, its NOTIFY wakes the
+        relay anyway: waking it here too made a second, empty pass per job (counted)."""
+        if self._listener is not None and self._listener.alive:
+            return
+        self._loop.call_soon_threadsafe(self._wake.set)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -53,17 +55,20 @@ class OutboxRelay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._close_listener is not None:
-            await self._close_listener()
+        if self._listener is not None:
+            await self._listener.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _listen(self) -> None:
-        if self.db.is_sqlite or self._close_listener is not None:
+        if self.db.is_sqlite:
             return
+        if self._listener is not None:
+            if self._listener.alive:
+                return
+            log.warning("outbox LISTEN connection lost; listening again")
+            self._listener = None
         try:
-            self._close_listener = await self.db.listen(
-                OUTBOX_CHANNEL, lambda _payload: self._wake.set()
-            )
+            self._listener = await self.db.listen(OUTBOX_CHANNEL, lambda _payload: self._wake.set())
         except Exception as exc:  # the poll still works; try LISTEN again next round
             log.warning("outbox LISTEN unavailable (%s); polling", exc)
 

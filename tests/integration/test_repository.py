@@ -314,3 +314,33 @@ async def test_triggers_notify_the_outbox_and_a_finished_job(private_pg_url: str
         for listener in listeners:
             await listener.close()
         await db.dispose()
+
+
+async def test_a_jobs_whole_path_is_ten_statements(private_pg_url: str) -> None:
+    """Round trips are the pipeline's fixed cost per job: submit 3 inserts, claim 2, finish 4
+    (output, count-down, states, close), a read 1. BEGIN/COMMIT come on top; reads have none.
+    A per-call pre-ping or a NOTIFY statement would show here."""
+    db = Database(private_pg_url)
+    repo = JobRepository(db)
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        job = new_job("only")
+        await repo.create(job, None)
+        await repo.claim_output(job.id, "only", stale_after=60)
+        finished = await repo.succeed_output(job.id, "only", 1, DONE)
+        record = await repo.get(job.id)
+        assert finished.closed and record is not None and record.job.status == "succeeded"
+        assert seen == ["INSERT"] * 3 + ["UPDATE"] * 2 + [
+            "UPDATE",
+            "UPDATE",
+            "SELECT",
+            "UPDATE",
+        ] + ["SELECT"]
+        assert db.engine.pool._pre_ping is False  # type: ignore[attr-defined]
+    finally:
+        await db.dispose()

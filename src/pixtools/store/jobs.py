@@ -153,10 +153,10 @@ def _of_job(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
     return sa.select(column).where(_jobs.c.id == _outputs.c.job_id).scalar_subquery()
 
 
+_THIS_OUTPUT = (_outputs.c.job_id == _P("p_job_id"), _outputs.c.name == _P("p_name"))
 # The output is running under this attempt: the fence every worker write goes through.
 _HELD = (
-    _outputs.c.job_id == _P("p_job_id"),
-    _outputs.c.name == _P("p_name"),
+    *_THIS_OUTPUT,
     _outputs.c.status == "running",
     _outputs.c.attempts == _P("p_attempt"),
 )
@@ -173,8 +173,7 @@ _INSERT_OUTBOX = sa.insert(_outbox)
 _CLAIM = (
     sa.update(_outputs)
     .where(
-        _outputs.c.job_id == _P("p_job_id"),
-        _outputs.c.name == _P("p_name"),
+        *_THIS_OUTPUT,
         sa.or_(
             _outputs.c.status == "pending",
             sa.and_(_outputs.c.status == "running", _outputs.c.heartbeat_at < _P("p_stale")),
@@ -347,9 +346,11 @@ class JobRepository:
                 found[1], same_request=found[0] == idempotency.request_hash
             ) from None
         self.db.wake_local()
-        # The job as stored (no second read): rows built from the values just inserted.
-        job_values["metadata_"] = job_values.pop("metadata")
-        return JobRecord(JobRow(**job_values), [OutputRow(**o) for o in outputs])
+        # The job as stored (no second read): rows built from the values just inserted
+        # (the one column whose attribute is named differently: ``metadata_``).
+        job_row = JobRow(**{k: v for k, v in job_values.items() if k != "metadata"})
+        job_row.metadata_ = metadata
+        return JobRecord(job_row, [OutputRow(**o) for o in outputs])
 
     async def find_idempotent(self, owner: str, key: str) -> tuple[str, uuid.UUID] | None:
         """(request hash, job id) recorded for this owner's key, if any."""

@@ -44,7 +44,7 @@ resource "aws_launch_template" "node" {
     content {
       resource_type = tag_specifications.value
       tags = merge(local.common_tags, {
-        Name = "${local.name}-k3s"
+        Name = local.node_name_tag
         Role = local.node_role_tag
       })
     }
@@ -88,7 +88,7 @@ resource "aws_autoscaling_group" "node" {
   }
 
   dynamic "tag" {
-    for_each = merge(local.common_tags, { Name = "${local.name}-k3s", Role = local.node_role_tag })
+    for_each = merge(local.common_tags, { Name = local.node_name_tag, Role = local.node_role_tag })
 
     content {
       key   = tag.key

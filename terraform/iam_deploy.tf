@@ -5,7 +5,8 @@
 # declare one (or dev's github_deploy_context must name it).
 #
 # Allowed: push to the two ECR repositories; run commands and sessions over SSM on instances
-# tagged with this environment only; use the manifests/transfer bucket. Runtime secrets are not
+# tagged with this environment only; use the manifests/transfer bucket; refresh the node bootstrap
+# bundle and re-run its association. Runtime secrets are not
 # readable here: the node reads them from SSM itself, so they never pass through a CI runner.
 
 data "aws_iam_openid_connect_provider" "github" {
@@ -111,6 +112,8 @@ data "aws_iam_policy_document" "deploy" {
       "autoscaling:DescribeAutoScalingGroups",
       "ec2:DescribeInstances",
       "ec2:DescribeTags",
+      "ssm:DescribeAssociationExecutions",
+      "ssm:DescribeAssociationExecutionTargets",
       "ssm:DescribeInstanceInformation",
       "ssm:DescribeSessions",
       "ssm:GetCommandInvocation",
@@ -132,7 +135,16 @@ data "aws_iam_policy_document" "deploy" {
     resources = [
       "${module.manifests_bucket.arn}/${local.ansible_transfer_prefix}*",
       "${module.manifests_bucket.arn}/${local.manifests_prefix}*",
+      # scripts/deploy/bundle.sh keeps the bundle new nodes bootstrap from in step with the deploy.
+      "${module.manifests_bucket.arn}/${local.bootstrap_bundle_key}",
     ]
+  }
+
+  statement {
+    # Re-run the node bootstrap on demand (scripts/deploy/bundle.sh run).
+    sid       = "RerunNodeBootstrap"
+    actions   = ["ssm:StartAssociationsOnce"]
+    resources = [aws_ssm_association.node_bootstrap.arn]
   }
 
   statement {

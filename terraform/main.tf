@@ -18,6 +18,9 @@ locals {
   # The Ansible inventory (amazon.aws.aws_ec2) selects the K3s node on these two tags, and the
   # deploy role may only reach instances that carry this environment's tag.
   node_role_tag = "k3s-server"
+  # The node's Name tag: unique to this environment, it is what the bootstrap association
+  # (node_bootstrap.tf) targets.
+  node_name_tag = "${local.name}-k3s"
 
   common_tags = merge(var.extra_tags, {
     Project     = "pixtools"

@@ -72,3 +72,13 @@ output "vpc_id" {
   description = "VPC of the environment."
   value       = aws_vpc.main.id
 }
+
+output "bootstrap_bundle_uri" {
+  description = "Where scripts/deploy/bundle.sh uploads the playbook bundle every new node bootstraps from."
+  value       = local.bootstrap_bundle_uri
+}
+
+output "node_bootstrap_association_id" {
+  description = "State Manager association that bootstraps each new node (scripts/deploy/bundle.sh run starts it again)."
+  value       = aws_ssm_association.node_bootstrap.association_id
+}

@@ -96,7 +96,7 @@ def test_site_bootstraps_in_order() -> None:
 
 def test_deploy_requires_digests_and_refreshes_secrets_first() -> None:
     (play,) = load(ANSIBLE / "deploy.yml")
-    assert play["roles"] == ["runtime_secrets", "app_deploy"]
+    assert play["roles"] == ["node_target", "runtime_secrets", "app_deploy"]
     (check,) = play["pre_tasks"]
     that = " ".join(check["ansible.builtin.assert"]["that"])
     for var in ("api_digest", "worker_digest"):
@@ -112,7 +112,10 @@ def test_deploy_requires_digests_and_refreshes_secrets_first() -> None:
 
 def test_rollback_redeploys_the_previous_digests_from_the_history() -> None:
     (play,) = load(ANSIBLE / "rollback.yml")
-    assert play["roles"] == [{"role": "app_deploy", "vars": {"app_deploy_rollback": True}}]
+    assert play["roles"] == [
+        "node_target",
+        {"role": "app_deploy", "vars": {"app_deploy_rollback": True}},
+    ]
     text = (ROLES / "app_deploy" / "tasks" / "main.yml").read_text()
     assert "previous_api" in text and "previous_worker" in text
     assert load(ROLES / "app_deploy" / "defaults" / "main.yml")["app_deploy_history_configmap"] == (

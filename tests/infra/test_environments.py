@@ -18,6 +18,8 @@ from tests.infra.test_terraform import TERRAFORM, Stack
 NAME_ATTRIBUTES = ("name", "name_prefix", "bucket", "identifier", "alarm_name", "association_name")
 # Names scoped inside another resource of the environment (an inline policy inside its role).
 SCOPED_INSIDE_PARENT = {"aws_iam_role_policy"}
+# Attributes called "name" that refer to something else (an association's document).
+NOT_A_NAME = {("aws_ssm_association", "name")}
 # A name carries the environment when it is built from one of these.
 ENVIRONMENT_REFERENCES = ("local.name", "var.environment", "local.ssm_prefix")
 
@@ -38,6 +40,8 @@ def _named(root: Stack) -> list[tuple[str, str]]:
             continue
         for name, body in named.items():
             for attribute in NAME_ATTRIBUTES:
+                if (type_, attribute) in NOT_A_NAME:
+                    continue
                 value = body.get(attribute)
                 if isinstance(value, str):
                     found.append((f"{type_}.{name}.{attribute}", value))

@@ -112,9 +112,8 @@ data "aws_iam_policy_document" "deploy" {
       "autoscaling:DescribeAutoScalingGroups",
       "ec2:DescribeInstances",
       "ec2:DescribeTags",
-      "ssm:DescribeAssociationExecutions",
-      "ssm:DescribeAssociationExecutionTargets",
       "ssm:DescribeInstanceInformation",
+      "ssm:ListAssociations",
       "ssm:DescribeSessions",
       "ssm:GetCommandInvocation",
       "ssm:ListCommandInvocations",
@@ -141,9 +140,13 @@ data "aws_iam_policy_document" "deploy" {
   }
 
   statement {
-    # Re-run the node bootstrap on demand (scripts/deploy/bundle.sh run).
-    sid       = "RerunNodeBootstrap"
-    actions   = ["ssm:StartAssociationsOnce"]
+    # Re-run the node bootstrap on demand and follow its run (scripts/deploy/bundle.sh run).
+    sid = "RerunNodeBootstrap"
+    actions = [
+      "ssm:StartAssociationsOnce",
+      "ssm:DescribeAssociationExecutions",
+      "ssm:DescribeAssociationExecutionTargets",
+    ]
     resources = [aws_ssm_association.node_bootstrap.arn]
   }
 

@@ -23,62 +23,10 @@ resource "aws_ssm_document" "node_bootstrap" {
   document_format = "YAML"
   target_type     = "/AWS::EC2::Instance"
 
-  content = yamlencode({
-    schemaVersion = "2.2"
-    description   = "PixTools ${var.environment}: bootstrap this K3s node from the playbook bundle (site.yml, run locally)"
-    parameters = {
-      BundleUri = {
-        type           = "String"
-        description    = "S3 URI of the bundle scripts/deploy/bundle.sh uploads"
-        allowedPattern = "^s3://[a-z0-9][a-z0-9.-]+/[A-Za-z0-9._/-]+\\.tar\\.gz$"
-      }
-      Environment = {
-        type          = "String"
-        description   = "The environment (site.yml -e env=...)"
-        allowedValues = ["dev", "prod"]
-      }
-      WaitMinutes = {
-        type           = "String"
-        description    = "Minutes to wait for the bundle to appear"
-        default        = tostring(local.bootstrap_wait_minutes)
-        allowedPattern = "^[0-9]{1,3}$"
-      }
-      SecretsVersion = {
-        type           = "String"
-        description    = "The database password version: a new one re-runs the association, which rewrites the datastore endpoint"
-        default        = "1"
-        allowedPattern = "^[0-9]{1,6}$"
-      }
-    }
-    mainSteps = [{
-      action       = "aws:runShellScript"
-      name         = "bootstrap"
-      precondition = { StringEquals = ["platformType", "Linux"] }
-      inputs = {
-        timeoutSeconds = "5400"
-        runCommand = [
-          "#!/bin/bash",
-          "set -euo pipefail",
-          "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-          "echo 'pixtools node bootstrap: bundle {{ BundleUri }}, database password version {{ SecretsVersion }}'",
-          "work=/var/lib/pixtools/bootstrap",
-          "mkdir -p -m 0700 \"$work\"",
-          "deadline=$((SECONDS + {{ WaitMinutes }} * 60))",
-          "until aws s3 cp --only-show-errors --region ${local.region} '{{ BundleUri }}' \"$work/bundle.tar.gz\"; do",
-          "  if ((SECONDS >= deadline)); then",
-          "    echo 'no bundle at {{ BundleUri }} after {{ WaitMinutes }} min: run scripts/deploy/bundle.sh run {{ Environment }}' >&2",
-          "    exit 1",
-          "  fi",
-          "  echo 'waiting for the bundle (scripts/deploy/bundle.sh upload {{ Environment }})'",
-          "  sleep 30",
-          "done",
-          "rm -rf \"$work/bundle\"",
-          "mkdir -m 0700 \"$work/bundle\"",
-          "tar -xzf \"$work/bundle.tar.gz\" -C \"$work/bundle\"",
-          "exec bash \"$work/bundle/scripts/deploy/node-bootstrap.sh\" '{{ Environment }}'",
-        ]
-      }
-    }]
+  content = templatefile("${path.module}/templates/node-bootstrap-document.yaml.tftpl", {
+    environment  = var.environment
+    region       = local.region
+    wait_minutes = local.bootstrap_wait_minutes
   })
 }
 

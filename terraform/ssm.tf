@@ -5,7 +5,7 @@
 # Generated secrets (database and RabbitMQ passwords, webhook signing secret, K3s token) are
 # ephemeral values from the Secrets Manager GetRandomPassword API, written through the
 # write-only value_wo: they are never in the state, the repository or user data. Each is
-# rewritten only when its var.secret_versions number changes.
+# rewritten only when its var.secret_versions number changes; the K3s token never is (below).
 
 ephemeral "aws_secretsmanager_random_password" "rabbitmq" {
   password_length     = 32
@@ -90,11 +90,16 @@ resource "aws_ssm_parameter" "webhook_secret" {
   value_wo_version = var.secret_versions.webhook_secret
 }
 
+# The K3s token: generated once, with the cluster. It also encrypts K3s' bootstrap data in the
+# k3s_state database, so a new value here would lock every new server out of the cluster
+# ("bootstrap data already found and encrypted with different token"). Terraform therefore never
+# writes it again (a constant version); ansible/rotate-k3s-token.yml rotates it with
+# `k3s token rotate` and then writes the new value here (docs/runbooks.md, "Secret rotation").
 resource "aws_ssm_parameter" "k3s_token" {
   name             = "${local.ssm_prefix}/k3s_token"
-  description      = "K3s cluster token, read by the Ansible bootstrap on the node"
+  description      = "K3s cluster token, read by the bootstrap on the node; rotate with ansible/rotate-k3s-token.yml only"
   type             = "SecureString"
   key_id           = aws_kms_key.main.arn
   value_wo         = ephemeral.aws_secretsmanager_random_password.k3s_token.random_password
-  value_wo_version = var.secret_versions.k3s_token
+  value_wo_version = 1
 }

@@ -162,12 +162,11 @@ variable "deletion_protection" {
 }
 
 variable "secret_versions" {
-  description = "Bump a number to generate a new value of that secret on the next apply (rotation). The values themselves are write-only: never in state, repo or user data."
+  description = "Bump a number to generate a new value of that secret on the next apply (rotation; docs/runbooks.md). The values themselves are write-only: never in state, repo or user data. The K3s token is not here: it encrypts the cluster's bootstrap data, so it rotates with `k3s token rotate` (ansible/rotate-k3s-token.yml), never by a new parameter value."
   type = object({
     database       = optional(number, 1)
     rabbitmq       = optional(number, 1)
     webhook_secret = optional(number, 1)
-    k3s_token      = optional(number, 1)
   })
   default = {}
 

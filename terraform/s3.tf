@@ -5,6 +5,8 @@
 #              connection. Files in transit may hold secrets, so no versioning (a deleted copy
 #              is really gone) and transfers expire after 1 day. That plugin writes to
 #              "<instance-id>/<path>" and deletes after each copy, so the transfer prefix is "i-".
+# Named pixtools-<env>-<purpose>-<account>-<region>: bucket names are global, and dev and prod may
+# share one account (docs/infrastructure.md, "Naming").
 
 locals {
   ansible_transfer_prefix = "i-"
@@ -14,7 +16,7 @@ locals {
 module "images_bucket" {
   source = "./modules/private_bucket"
 
-  name              = "pixtools-images-${local.account_id}-${local.region}"
+  name              = "${local.name}-images-${local.account_id}-${local.region}"
   kms_key_arn       = aws_kms_key.main.arn
   force_destroy     = !var.deletion_protection
   expiring_prefixes = ["raw/", "processed/", "archives/"]
@@ -24,7 +26,7 @@ module "images_bucket" {
 module "manifests_bucket" {
   source = "./modules/private_bucket"
 
-  name              = "pixtools-manifests-${local.account_id}-${local.region}"
+  name              = "${local.name}-manifests-${local.account_id}-${local.region}"
   kms_key_arn       = aws_kms_key.main.arn
   force_destroy     = !var.deletion_protection
   expiring_prefixes = [local.ansible_transfer_prefix]

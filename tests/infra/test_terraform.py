@@ -610,8 +610,8 @@ def test_bucket_module_private_kms_encrypted_tls_only_with_prefix_expiry(
 def test_images_and_manifests_buckets(root: Stack) -> None:
     images = root.modules["images_bucket"]
     manifests = root.modules["manifests_bucket"]
-    assert images["name"] == "pixtools-images-${local.account_id}-${local.region}"
-    assert manifests["name"] == "pixtools-manifests-${local.account_id}-${local.region}"
+    assert images["name"] == "${local.name}-images-${local.account_id}-${local.region}"
+    assert manifests["name"] == "${local.name}-manifests-${local.account_id}-${local.region}"
     assert images["expiring_prefixes"] == ["raw/", "processed/", "archives/"]
     assert images["expiration_days"] == 1
     assert manifests["expiring_prefixes"] == [expr("local.ansible_transfer_prefix")]

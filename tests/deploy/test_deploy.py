@@ -6,12 +6,18 @@ scripts/checks/deploy.sh alike. ansible-lint and actionlint check the rest there
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"
@@ -110,14 +116,117 @@ def test_deploy_requires_digests_and_refreshes_secrets_first() -> None:
     )
 
 
-def test_rollback_redeploys_the_previous_digests_from_the_history() -> None:
+def test_rollback_redeploys_the_last_good_digests_from_the_history() -> None:
     (play,) = load(ANSIBLE / "rollback.yml")
     assert play["roles"] == [{"role": "app_deploy", "vars": {"app_deploy_rollback": True}}]
-    text = (ROLES / "app_deploy" / "tasks" / "main.yml").read_text()
-    assert "previous_api" in text and "previous_worker" in text
+    (choose,) = [
+        t for t in tasks_of("app_deploy") if "ansible.builtin.script" in t and t.get("name")
+    ]
+    assert ROLLBACK_TARGET.name in choose["ansible.builtin.script"]["cmd"]
     assert load(ROLES / "app_deploy" / "defaults" / "main.yml")["app_deploy_history_configmap"] == (
         "pixtools-deploy-history"
     )
+
+
+ROLLBACK_TARGET = ROLES / "app_deploy" / "files" / "pixtools-rollback-target.py"
+A, B, C = (f"sha256:{c * 64}" for c in "abc")
+REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+# A stand-in for kubectl on the node: answers `get configmap|deployment NAME -o json` from a
+# JSON state file, as the real one answers from the cluster.
+FAKE_KUBECTL = """#!/usr/bin/env python3
+import json, sys
+state = json.load(open(sys.argv[0] + ".json"))
+args = sys.argv[1:]
+kind, name = args[args.index("get") + 1], args[args.index("get") + 2]
+if kind == "configmap":
+    if state["history"] is None:
+        sys.exit("Error from server (NotFound): configmaps not found")
+    print(json.dumps({"kind": "ConfigMap", "data": state["history"]}))
+else:
+    container = {"api": "api", "worker-standard": "worker"}[name]
+    image = state["live"][name]
+    print(json.dumps({"spec": {"template": {"spec": {"containers": [
+        {"name": "sidecar", "image": "x@sha256:" + "f" * 64},
+        {"name": container, "image": image}]}}}}))
+"""
+
+
+def rollback_target(
+    tmp_path: Path, history: dict[str, str] | None, live_api: str, live_worker: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the role's rollback helper against a fake cluster state."""
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    live = {
+        "api": f"{REGISTRY}/pixtools-api@{live_api}",
+        "worker-standard": f"{REGISTRY}/pixtools-worker@{live_worker}",
+    }
+    (tmp_path / "kubectl.json").write_text(json.dumps({"history": history, "live": live}))
+    return subprocess.run(
+        [sys.executable, str(ROLLBACK_TARGET), "--kubectl", str(kubectl)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_rollback_after_a_failed_deploy_returns_to_the_last_recorded_release(
+    tmp_path: Path,
+) -> None:
+    """B was recorded good (after A); C was deployed, failed, never recorded, and is live."""
+    history = {"current_api": B, "current_worker": B, "previous_api": A, "previous_worker": A}
+    done = rollback_target(tmp_path, history, live_api=C, live_worker=C)
+    assert done.returncode == 0, done.stderr
+    target = json.loads(done.stdout)
+    assert (target["api"], target["worker"]) == (B, B)
+    # Only one of the two images changed before the failure: still not the recorded release.
+    target = json.loads(rollback_target(tmp_path, history, live_api=C, live_worker=B).stdout)
+    assert (target["api"], target["worker"]) == (B, B)
+
+
+def test_rollback_of_a_good_release_returns_to_the_one_before(tmp_path: Path) -> None:
+    history = {"current_api": B, "current_worker": C, "previous_api": A, "previous_worker": B}
+    done = rollback_target(tmp_path, history, live_api=B, live_worker=C)
+    assert done.returncode == 0, done.stderr
+    target = json.loads(done.stdout)
+    assert (target["api"], target["worker"]) == (A, B)
+
+
+def test_rollback_with_nothing_to_return_to_says_so(tmp_path: Path) -> None:
+    first = {"current_api": B, "current_worker": B, "previous_api": "", "previous_worker": ""}
+    done = rollback_target(tmp_path, first, live_api=B, live_worker=B)
+    assert done.returncode == 1 and "nothing to roll back to" in done.stderr
+    done = rollback_target(tmp_path, None, live_api=B, live_worker=B)
+    assert done.returncode == 1 and "no configmap/pixtools-deploy-history" in done.stderr
+
+
+digests = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map("sha256:{}".format)
+
+
+@given(
+    current=st.tuples(digests, digests),
+    previous=st.tuples(digests, digests),
+    live=st.tuples(digests, digests),
+)
+def test_rollback_target_is_never_the_live_release_unless_history_says_so(
+    current: tuple[str, str], previous: tuple[str, str], live: tuple[str, str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("rollback_target", ROLLBACK_TARGET)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    history = {
+        "current_api": current[0],
+        "current_worker": current[1],
+        "previous_api": previous[0],
+        "previous_worker": previous[1],
+    }
+    target = module.choose(history, *live)
+    expected = previous if live == current else current
+    assert (target["api"], target["worker"]) == expected
 
 
 def test_app_deploy_sets_digests_with_kustomize_and_waits_for_rollouts() -> None:

@@ -234,7 +234,7 @@ def test_app_deploy_sets_digests_with_kustomize_and_waits_for_rollouts() -> None
     assert "edit set image" in text
     assert "pixtools-api={{ app_deploy_registry }}/pixtools-api@{{ app_deploy_api_digest }}" in text
     assert "targetGroupARN" in text
-    assert "kubectl apply -k" in text
+    assert "{{ app_deploy_kubectl }} apply -k" in text
     assert "rollout status" in text and "--timeout=" in text
     workloads = load(ROLES / "app_deploy" / "defaults" / "main.yml")["app_deploy_workloads"]
     assert {"deployment/api", "deployment/worker-standard", "deployment/worker-ml"} <= set(

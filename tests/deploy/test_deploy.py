@@ -413,3 +413,152 @@ def test_no_static_aws_keys_and_actions_pinned_by_sha(name: str) -> None:
     assert "secrets." not in text
     for ref in re.findall(r"uses:\s*(\S+)", text):
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
+
+
+# --- task deploy ENV=dev: scripts/deploy/deploy.py ---------------------------------------
+
+DEPLOY_SCRIPT = ROOT / "scripts" / "deploy" / "deploy.py"
+
+# Stand-ins for the operator's tools, answering from a JSON state file next to them, the way the
+# real ones answer from AWS and the local installation.
+FAKE_TOOL = """#!{python}
+import json, pathlib, sys
+here = pathlib.Path(sys.argv[0]).resolve().parent
+state = json.loads((here / "state.json").read_text())
+tool, args = pathlib.Path(sys.argv[0]).name, sys.argv[1:]
+if tool == "aws" and args[:2] == ["sts", "get-caller-identity"]:
+    if not state["credentials"]:
+        sys.exit("Unable to locate credentials. You can configure credentials by running aws configure.")
+    print(json.dumps({{"Account": "123456789012"}}))
+elif tool == "aws" and args[:2] == ["ecr", "describe-images"]:
+    repo = args[args.index("--repository-name") + 1]
+    print(json.dumps({{"imageDetails": state["images"].get(repo, [])}}))
+elif tool == "ansible-galaxy":
+    print("# /root/.ansible/collections")
+    if state["amazon_aws"]:
+        print("amazon.aws 10.1.1")
+elif tool == "ansible":
+    print("ansible [core 2.19.4]")
+    print(f"  python version = 3.11.7 (main) [GCC] ({{here / 'ansible-python'}})")
+elif tool == "ansible-python":
+    sys.exit(0 if state["boto3"] else "ModuleNotFoundError: No module named 'boto3'")
+"""
+TOOLS = (
+    "aws",
+    "session-manager-plugin",
+    "terraform",
+    "ansible",
+    "ansible-playbook",
+    "ansible-galaxy",
+    "ansible-python",
+)
+
+
+def fake_tools(tmp_path: Path, present: tuple[str, ...] = TOOLS, **state: Any) -> Path:
+    """A directory with the given fake tools and their state; use it as the whole PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    defaults = {"credentials": True, "amazon_aws": True, "boto3": True, "images": {}}
+    (bin_dir / "state.json").write_text(json.dumps({**defaults, **state}))
+    for tool in present:
+        path = bin_dir / tool
+        path.write_text(FAKE_TOOL.format(python=sys.executable))
+        path.chmod(0o755)
+    return bin_dir
+
+
+def deploy_script(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(DEPLOY_SCRIPT), *args],
+        env={"PATH": str(bin_dir), "HOME": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_deploy_names_every_missing_prerequisite_and_its_fix(tmp_path: Path) -> None:
+    done = deploy_script(fake_tools(tmp_path, present=()), "check")
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    for needle, fix in (
+        ("aws CLI v2 not found", "install it"),
+        ("session-manager-plugin not found", "session-manager-working-with-install-plugin"),
+        ("terraform not found", "Terraform 1.11"),
+        ("ansible not found", "pip install 'ansible==12.3.0' boto3"),
+    ):
+        (line,) = [ln for ln in lines if needle in ln]
+        assert fix in line, line
+
+
+def test_deploy_names_credentials_collection_and_boto3(tmp_path: Path) -> None:
+    tools = fake_tools(tmp_path, credentials=False, amazon_aws=False, boto3=False)
+    done = deploy_script(tools, "check")
+    assert done.returncode == 1
+    assert "no usable AWS credentials: run `aws sso login`" in done.stderr
+    assert "ansible-galaxy collection install -r ansible/requirements.yml" in done.stderr
+    assert f"{tools / 'ansible-python'} -m pip install boto3" in done.stderr
+    assert "not found" not in done.stderr
+
+
+def test_deploy_check_passes_with_everything_present(tmp_path: Path) -> None:
+    done = deploy_script(fake_tools(tmp_path), "check")
+    assert done.returncode == 0, done.stderr
+    assert "all prerequisites present" in done.stdout
+
+
+def ecr_image(tag: str, digest: str, pushed: str) -> dict[str, Any]:
+    return {"imageDigest": digest, "imageTags": [tag], "imagePushedAt": pushed}
+
+
+def test_deploy_takes_the_newest_api_and_worker_pair_ci_pushed(tmp_path: Path) -> None:
+    """Same tag in both repositories (cd-dev tags both `<sha>-<attempt>`); newest such pair."""
+    images = {
+        "pixtools-api": [
+            ecr_image("c1-1", A, "2026-12-01T10:00:00+00:00"),
+            ecr_image("c2-1", B, "2026-12-02T10:00:00+00:00"),
+        ],
+        "pixtools-worker": [
+            ecr_image("c1-1", C, "2026-12-01T10:01:00+00:00"),
+            ecr_image("c2-1", A, "2026-12-02T10:02:00+00:00"),
+            # A worker without its api (a half-finished build) is never picked.
+            ecr_image("c3-1", C, "2026-12-03T10:00:00+00:00"),
+        ],
+    }
+    done = deploy_script(fake_tools(tmp_path, images=images), "digests", "--env", "dev")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"api": B, "worker": A}
+    assert "tag c2-1" in done.stdout
+
+
+def test_deploy_says_how_to_get_images_when_ecr_has_none(tmp_path: Path) -> None:
+    images = {"pixtools-api": [ecr_image("c1-1", A, "2026-12-01T10:00:00+00:00")]}
+    done = deploy_script(fake_tools(tmp_path, images=images), "digests", "--env", "dev")
+    assert done.returncode == 1
+    assert "push to main" in done.stderr and "BUILD=1" in done.stderr
+
+
+def test_deploy_rejects_a_digest_that_is_not_one(tmp_path: Path) -> None:
+    done = deploy_script(
+        fake_tools(tmp_path),
+        "digests",
+        "--env",
+        "dev",
+        "--api-digest",
+        "latest",
+        "--worker-digest",
+        A,
+    )
+    assert done.returncode == 1
+    assert "api digest 'latest' is not sha256:<64 lowercase hex>" in done.stderr
+
+
+def test_taskfile_runs_the_deploy_script_as_typed() -> None:
+    tasks = load(ROOT / "Taskfile.yml")["tasks"]
+    for name in ("deploy", "bootstrap", "rollback"):
+        text = yaml.safe_dump(tasks[name])
+        assert f"scripts/deploy/deploy.py {name} --env {{{{.ENV}}}}" in text, name
+        assert tasks[name]["requires"]["vars"] == ["ENV"], name
+    apply = yaml.safe_dump(tasks["infra:apply"])
+    assert "terraform apply" in apply and "env/{{.ENV}}.tfvars" in apply

@@ -50,3 +50,27 @@ resource "aws_lb_listener" "http" {
     target_group_arn = aws_lb_target_group.api.arn
   }
 }
+
+# /metrics is for Prometheus inside the cluster (it scrapes the pod directly, never through the
+# ALB): the ALB answers it with 404 before it can reach the target group. A path pattern is
+# case-sensitive, as the api's routes are; "//*" keeps a doubled slash from sliding past it.
+resource "aws_lb_listener_rule" "metrics_not_public" {
+  listener_arn = aws_lb_listener.http.arn
+  priority     = 1
+
+  action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "text/plain"
+      message_body = "Not Found"
+      status_code  = "404"
+    }
+  }
+
+  condition {
+    path_pattern {
+      values = ["/metrics", "/metrics/*", "//*"]
+    }
+  }
+}

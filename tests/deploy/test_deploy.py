@@ -6,12 +6,18 @@ scripts/checks/deploy.sh alike. ansible-lint and actionlint check the rest there
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"
@@ -110,17 +116,120 @@ def test_deploy_requires_digests_and_refreshes_secrets_first() -> None:
     )
 
 
-def test_rollback_redeploys_the_previous_digests_from_the_history() -> None:
+def test_rollback_redeploys_the_last_good_digests_from_the_history() -> None:
     (play,) = load(ANSIBLE / "rollback.yml")
     assert play["roles"] == [
         "node_target",
         {"role": "app_deploy", "vars": {"app_deploy_rollback": True}},
     ]
-    text = (ROLES / "app_deploy" / "tasks" / "main.yml").read_text()
-    assert "previous_api" in text and "previous_worker" in text
+    (choose,) = [
+        t for t in tasks_of("app_deploy") if "ansible.builtin.script" in t and t.get("name")
+    ]
+    assert ROLLBACK_TARGET.name in choose["ansible.builtin.script"]["cmd"]
     assert load(ROLES / "app_deploy" / "defaults" / "main.yml")["app_deploy_history_configmap"] == (
         "pixtools-deploy-history"
     )
+
+
+ROLLBACK_TARGET = ROLES / "app_deploy" / "files" / "pixtools-rollback-target.py"
+A, B, C = (f"sha256:{c * 64}" for c in "abc")
+REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+# A stand-in for kubectl on the node: answers `get configmap|deployment NAME -o json` from a
+# JSON state file, as the real one answers from the cluster.
+FAKE_KUBECTL = """#!/usr/bin/env python3
+import json, sys
+state = json.load(open(sys.argv[0] + ".json"))
+args = sys.argv[1:]
+kind, name = args[args.index("get") + 1], args[args.index("get") + 2]
+if kind == "configmap":
+    if state["history"] is None:
+        sys.exit("Error from server (NotFound): configmaps not found")
+    print(json.dumps({"kind": "ConfigMap", "data": state["history"]}))
+else:
+    container = {"api": "api", "worker-standard": "worker"}[name]
+    image = state["live"][name]
+    print(json.dumps({"spec": {"template": {"spec": {"containers": [
+        {"name": "sidecar", "image": "x@sha256:" + "f" * 64},
+        {"name": container, "image": image}]}}}}))
+"""
+
+
+def rollback_target(
+    tmp_path: Path, history: dict[str, str] | None, live_api: str, live_worker: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the role's rollback helper against a fake cluster state."""
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    live = {
+        "api": f"{REGISTRY}/pixtools-api@{live_api}",
+        "worker-standard": f"{REGISTRY}/pixtools-worker@{live_worker}",
+    }
+    (tmp_path / "kubectl.json").write_text(json.dumps({"history": history, "live": live}))
+    return subprocess.run(
+        [sys.executable, str(ROLLBACK_TARGET), "--kubectl", str(kubectl)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_rollback_after_a_failed_deploy_returns_to_the_last_recorded_release(
+    tmp_path: Path,
+) -> None:
+    """B was recorded good (after A); C was deployed, failed, never recorded, and is live."""
+    history = {"current_api": B, "current_worker": B, "previous_api": A, "previous_worker": A}
+    done = rollback_target(tmp_path, history, live_api=C, live_worker=C)
+    assert done.returncode == 0, done.stderr
+    target = json.loads(done.stdout)
+    assert (target["api"], target["worker"]) == (B, B)
+    # Only one of the two images changed before the failure: still not the recorded release.
+    target = json.loads(rollback_target(tmp_path, history, live_api=C, live_worker=B).stdout)
+    assert (target["api"], target["worker"]) == (B, B)
+
+
+def test_rollback_of_a_good_release_returns_to_the_one_before(tmp_path: Path) -> None:
+    history = {"current_api": B, "current_worker": C, "previous_api": A, "previous_worker": B}
+    done = rollback_target(tmp_path, history, live_api=B, live_worker=C)
+    assert done.returncode == 0, done.stderr
+    target = json.loads(done.stdout)
+    assert (target["api"], target["worker"]) == (A, B)
+
+
+def test_rollback_with_nothing_to_return_to_says_so(tmp_path: Path) -> None:
+    first = {"current_api": B, "current_worker": B, "previous_api": "", "previous_worker": ""}
+    done = rollback_target(tmp_path, first, live_api=B, live_worker=B)
+    assert done.returncode == 1 and "nothing to roll back to" in done.stderr
+    done = rollback_target(tmp_path, None, live_api=B, live_worker=B)
+    assert done.returncode == 1 and "no configmap/pixtools-deploy-history" in done.stderr
+
+
+digests = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map("sha256:{}".format)
+
+
+@given(
+    current=st.tuples(digests, digests),
+    previous=st.tuples(digests, digests),
+    live=st.tuples(digests, digests),
+)
+def test_rollback_target_is_never_the_live_release_unless_history_says_so(
+    current: tuple[str, str], previous: tuple[str, str], live: tuple[str, str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("rollback_target", ROLLBACK_TARGET)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    history = {
+        "current_api": current[0],
+        "current_worker": current[1],
+        "previous_api": previous[0],
+        "previous_worker": previous[1],
+    }
+    target = module.choose(history, *live)
+    expected = previous if live == current else current
+    assert (target["api"], target["worker"]) == expected
 
 
 def test_app_deploy_sets_digests_with_kustomize_and_waits_for_rollouts() -> None:
@@ -128,7 +237,7 @@ def test_app_deploy_sets_digests_with_kustomize_and_waits_for_rollouts() -> None
     assert "edit set image" in text
     assert "pixtools-api={{ app_deploy_registry }}/pixtools-api@{{ app_deploy_api_digest }}" in text
     assert "targetGroupARN" in text
-    assert "kubectl apply -k" in text
+    assert "{{ app_deploy_kubectl }} apply -k" in text
     assert "rollout status" in text and "--timeout=" in text
     workloads = load(ROLES / "app_deploy" / "defaults" / "main.yml")["app_deploy_workloads"]
     assert {"deployment/api", "deployment/worker-standard", "deployment/worker-ml"} <= set(
@@ -307,3 +416,152 @@ def test_no_static_aws_keys_and_actions_pinned_by_sha(name: str) -> None:
     assert "secrets." not in text
     for ref in re.findall(r"uses:\s*(\S+)", text):
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
+
+
+# --- task deploy ENV=dev: scripts/deploy/deploy.py ---------------------------------------
+
+DEPLOY_SCRIPT = ROOT / "scripts" / "deploy" / "deploy.py"
+
+# Stand-ins for the operator's tools, answering from a JSON state file next to them, the way the
+# real ones answer from AWS and the local installation.
+FAKE_TOOL = """#!{python}
+import json, pathlib, sys
+here = pathlib.Path(sys.argv[0]).resolve().parent
+state = json.loads((here / "state.json").read_text())
+tool, args = pathlib.Path(sys.argv[0]).name, sys.argv[1:]
+if tool == "aws" and args[:2] == ["sts", "get-caller-identity"]:
+    if not state["credentials"]:
+        sys.exit("Unable to locate credentials. You can configure credentials by running aws configure.")
+    print(json.dumps({{"Account": "123456789012"}}))
+elif tool == "aws" and args[:2] == ["ecr", "describe-images"]:
+    repo = args[args.index("--repository-name") + 1]
+    print(json.dumps({{"imageDetails": state["images"].get(repo, [])}}))
+elif tool == "ansible-galaxy":
+    print("# /root/.ansible/collections")
+    if state["amazon_aws"]:
+        print("amazon.aws 10.1.1")
+elif tool == "ansible":
+    print("ansible [core 2.19.4]")
+    print(f"  python version = 3.11.7 (main) [GCC] ({{here / 'ansible-python'}})")
+elif tool == "ansible-python":
+    sys.exit(0 if state["boto3"] else "ModuleNotFoundError: No module named 'boto3'")
+"""
+TOOLS = (
+    "aws",
+    "session-manager-plugin",
+    "terraform",
+    "ansible",
+    "ansible-playbook",
+    "ansible-galaxy",
+    "ansible-python",
+)
+
+
+def fake_tools(tmp_path: Path, present: tuple[str, ...] = TOOLS, **state: Any) -> Path:
+    """A directory with the given fake tools and their state; use it as the whole PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    defaults = {"credentials": True, "amazon_aws": True, "boto3": True, "images": {}}
+    (bin_dir / "state.json").write_text(json.dumps({**defaults, **state}))
+    for tool in present:
+        path = bin_dir / tool
+        path.write_text(FAKE_TOOL.format(python=sys.executable))
+        path.chmod(0o755)
+    return bin_dir
+
+
+def deploy_script(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(DEPLOY_SCRIPT), *args],
+        env={"PATH": str(bin_dir), "HOME": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_deploy_names_every_missing_prerequisite_and_its_fix(tmp_path: Path) -> None:
+    done = deploy_script(fake_tools(tmp_path, present=()), "check")
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    for needle, fix in (
+        ("aws CLI v2 not found", "install it"),
+        ("session-manager-plugin not found", "session-manager-working-with-install-plugin"),
+        ("terraform not found", "Terraform 1.11"),
+        ("ansible not found", "pip install 'ansible==12.3.0' boto3"),
+    ):
+        (line,) = [ln for ln in lines if needle in ln]
+        assert fix in line, line
+
+
+def test_deploy_names_credentials_collection_and_boto3(tmp_path: Path) -> None:
+    tools = fake_tools(tmp_path, credentials=False, amazon_aws=False, boto3=False)
+    done = deploy_script(tools, "check")
+    assert done.returncode == 1
+    assert "no usable AWS credentials: run `aws sso login`" in done.stderr
+    assert "ansible-galaxy collection install -r ansible/requirements.yml" in done.stderr
+    assert f"{tools / 'ansible-python'} -m pip install boto3" in done.stderr
+    assert "not found" not in done.stderr
+
+
+def test_deploy_check_passes_with_everything_present(tmp_path: Path) -> None:
+    done = deploy_script(fake_tools(tmp_path), "check")
+    assert done.returncode == 0, done.stderr
+    assert "all prerequisites present" in done.stdout
+
+
+def ecr_image(tag: str, digest: str, pushed: str) -> dict[str, Any]:
+    return {"imageDigest": digest, "imageTags": [tag], "imagePushedAt": pushed}
+
+
+def test_deploy_takes_the_newest_api_and_worker_pair_ci_pushed(tmp_path: Path) -> None:
+    """Same tag in both repositories (cd-dev tags both `<sha>-<attempt>`); newest such pair."""
+    images = {
+        "pixtools-api": [
+            ecr_image("c1-1", A, "2026-12-01T10:00:00+00:00"),
+            ecr_image("c2-1", B, "2026-12-02T10:00:00+00:00"),
+        ],
+        "pixtools-worker": [
+            ecr_image("c1-1", C, "2026-12-01T10:01:00+00:00"),
+            ecr_image("c2-1", A, "2026-12-02T10:02:00+00:00"),
+            # A worker without its api (a half-finished build) is never picked.
+            ecr_image("c3-1", C, "2026-12-03T10:00:00+00:00"),
+        ],
+    }
+    done = deploy_script(fake_tools(tmp_path, images=images), "digests", "--env", "dev")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"api": B, "worker": A}
+    assert "tag c2-1" in done.stdout
+
+
+def test_deploy_says_how_to_get_images_when_ecr_has_none(tmp_path: Path) -> None:
+    images = {"pixtools-api": [ecr_image("c1-1", A, "2026-12-01T10:00:00+00:00")]}
+    done = deploy_script(fake_tools(tmp_path, images=images), "digests", "--env", "dev")
+    assert done.returncode == 1
+    assert "push to main" in done.stderr and "BUILD=1" in done.stderr
+
+
+def test_deploy_rejects_a_digest_that_is_not_one(tmp_path: Path) -> None:
+    done = deploy_script(
+        fake_tools(tmp_path),
+        "digests",
+        "--env",
+        "dev",
+        "--api-digest",
+        "latest",
+        "--worker-digest",
+        A,
+    )
+    assert done.returncode == 1
+    assert "api digest 'latest' is not sha256:<64 lowercase hex>" in done.stderr
+
+
+def test_taskfile_runs_the_deploy_script_as_typed() -> None:
+    tasks = load(ROOT / "Taskfile.yml")["tasks"]
+    for name in ("deploy", "bootstrap", "rollback"):
+        text = yaml.safe_dump(tasks[name])
+        assert f"scripts/deploy/deploy.py {name} --env {{{{.ENV}}}}" in text, name
+        assert tasks[name]["requires"]["vars"] == ["ENV"], name
+    apply = yaml.safe_dump(tasks["infra:apply"])
+    assert "terraform apply" in apply and "env/{{.ENV}}.tfvars" in apply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,10 @@ import sqlalchemy as sa
 from pixtools.store.database import Database
 from pixtools.store.jobs import (
     FINALIZE_ACTOR,
+    PROCESS_ACTOR,
+    WEBHOOK_ACTOR,
+    Claim,
+    Held,
     IdempotencyClaim,
     IdempotencyConflict,
     JobRepository,
@@ -128,7 +133,9 @@ async def test_claim_is_exclusive_and_fenced_by_attempt(db: Database) -> None:
     await repo.create(job, None)
     first = await repo.claim_output(job.id, "a", stale_after=60)
     assert first is not None and first.attempts == 1
-    assert await repo.claim_output(job.id, "a", stale_after=60) is None  # fresh in other hands
+    # Fresh in other hands: held, with the seconds until that attempt would be stale.
+    held = await repo.claim_output(job.id, "a", stale_after=60)
+    assert isinstance(held, Held) and 55 < held.stale_in <= 60
     # A takeover after the heartbeat went stale fences the first attempt off.
     second = await repo.claim_output(job.id, "a", stale_after=0)
     assert second is not None and second.attempts == 2
@@ -344,3 +351,49 @@ async def test_a_jobs_whole_path_is_ten_statements(private_pg_url: str) -> None:
         assert db.engine.pool._pre_ping is False  # type: ignore[attr-defined]
     finally:
         await db.dispose()
+
+
+async def test_cancel_ends_the_job_and_fences_its_outputs(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a", "b")
+    job = dataclasses.replace(job, webhook_url="https://example.com/hook")
+    await repo.create(job, None)
+    running = await repo.claim_output(job.id, "a", stale_after=60)
+    assert isinstance(running, Claim)
+    assert await repo.cancel(job.id, "someone-else") is None  # not the owner's: unknown
+    assert await repo.cancel(job.id, "tester") == "running"
+    record = await repo.get(job.id)
+    assert record is not None
+    assert record.job.status == "canceled" and record.job.finished_at is not None
+    assert record.job.archive_status == "canceled"
+    assert {o.name: o.status for o in record.outputs} == {"a": "canceled", "b": "canceled"}
+    # The running attempt is fenced off; the pending output is never claimed.
+    assert not await repo.succeed_output(job.id, "a", running.attempts, DONE)
+    assert await repo.claim_output(job.id, "b", stale_after=0) is None
+    rows = await outbox_rows(db, job.id)
+    assert [r.actor for r in rows if r.sent_at is None] == [WEBHOOK_ACTOR]
+    assert await repo.cancel(job.id, "tester") == "canceled"  # terminal: nothing changes
+
+
+async def test_resume_unfinished_requeues_running_and_republishes_pending(db: Database) -> None:
+    repo = JobRepository(db)
+    job = new_job("a", "b")
+    await repo.create(job, None)
+    await db_mark_sent(db, job.id)
+    claim = await repo.claim_output(job.id, "a", stale_after=60)
+    assert isinstance(claim, Claim)
+    report = await repo.resume_unfinished()
+    # (The database holds other tests' jobs too: the rows of this one tell.)
+    assert report["running_requeued"] >= 1 and report["pending_republished"] >= 1
+    rows = [r for r in await outbox_rows(db, job.id) if r.sent_at is None]
+    assert sorted(r.args[1] for r in rows) == ["a", "b"]  # each once: "a" re-queued, "b" again
+    assert {r.actor for r in rows} == {PROCESS_ACTOR["standard"]}
+    again = await repo.claim_output(job.id, "a", stale_after=60)
+    assert isinstance(again, Claim) and again.attempts == 2
+
+
+async def db_mark_sent(db: Database, job_id: uuid.UUID) -> None:
+    async with db.transaction() as s:
+        await s.execute(
+            sa.update(OutboxRow).where(OutboxRow.job_id == job_id).values(sent_at=sa.func.now())
+        )

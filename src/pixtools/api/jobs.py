@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_409_CONFLICT
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
 from pixtools.api.auth import PrincipalDep, ServicesDep
 from pixtools.api.upload import SubmitOperation, read_job_form
@@ -316,7 +316,7 @@ class JobController(Controller):
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
             raise NotFoundException(detail="job not found")
-        if record.job.status not in TERMINAL_JOB:
+        if record.job.status not in TERMINAL_JOB or record.job.status == "canceled":
             raise Conflict(detail=f"job is {record.job.status}; only a finished job can be retried")
         names = await services.jobs.retry_failed_outputs(job_id, principal.owner)
         if not names:
@@ -324,6 +324,29 @@ class JobController(Controller):
         fresh = await services.jobs.get(job_id)
         assert fresh is not None
         return job_out(fresh)
+
+    @post(
+        "/{job_id:uuid}/cancel",
+        status_code=HTTP_200_OK,
+        summary="Cancel an unfinished job",
+        description="Outputs not yet finished are not processed (one being rendered now is "
+        "dropped when it ends); the job ends `canceled` and its webhook, if any, is sent with "
+        "the event `job.canceled`. 409 when the job has already finished.",
+    )
+    async def cancel(
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+    ) -> JobOut:
+        before = await services.jobs.cancel(job_id, principal.owner)
+        if before is None:
+            raise NotFoundException(detail="job not found")
+        if before in TERMINAL_JOB:
+            raise Conflict(
+                detail=f"job is {before}; only a queued or running job can be canceled",
+                extra={"status": before},
+            )
+        record = await services.jobs.get(job_id)
+        assert record is not None
+        return job_out(record)
 
 
 async def _object_response(

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 JobStatus = Literal["queued", "running", "succeeded", "partial", "failed", "canceled"]
-OutputStatus = Literal["pending", "running", "succeeded", "failed"]
+OutputStatus = Literal["pending", "running", "succeeded", "failed", "canceled"]
 
 TERMINAL_JOB: frozenset[str] = frozenset({"succeeded", "partial", "failed", "canceled"})
 TERMINAL_OUTPUT: frozenset[str] = frozenset({"succeeded", "failed"})
@@ -28,4 +28,5 @@ def final_status(output_statuses: Iterable[str]) -> JobStatus:
 
 def webhook_event(status: str) -> str:
     """The ``PixTools-Event`` header value for a terminal job status."""
-    return {"succeeded": "job.succeeded", "partial": "job.partial"}.get(status, "job.failed")
+    events = {"succeeded": "job.succeeded", "partial": "job.partial", "canceled": "job.canceled"}
+    return events.get(status, "job.failed")

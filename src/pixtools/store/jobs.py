@@ -91,6 +91,14 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """The output is running under another attempt whose heartbeat is still fresh:
+    ``stale_in`` seconds from now that attempt is presumed dead and may be taken over."""
+
+    stale_in: float
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """What recording an output's end did: ``recorded`` is False when this attempt had been
     fenced off (nothing written); ``last`` when it was the job's last pending output;
@@ -192,6 +200,7 @@ _CLAIM = (
         _of_job(_jobs.c.status).label("job_status"),
     )
 )
+_HOLDER = sa.select(_outputs.c.status, _outputs.c.heartbeat_at).where(*_THIS_OUTPUT)
 _JOB_RUNNING = (
     sa.update(_jobs)
     .where(_jobs.c.id == _P("p_job_id"), _jobs.c.status == "queued")
@@ -410,8 +419,9 @@ class JobRepository:
 
     async def claim_output(
         self, job_id: uuid.UUID, name: str, *, stale_after: float
-    ) -> Claim | None:
-        """Take an output for work; None when it is finished or fresh in another worker's hands.
+    ) -> Claim | Held | None:
+        """Take an output for work; ``Held`` when it is fresh in another attempt's hands;
+        None when it is finished (or canceled, or unknown).
 
         A ``running`` output whose heartbeat is older than ``stale_after`` seconds belongs to
         a worker that died: it may be taken over (the attempt number fences the old worker).
@@ -422,7 +432,11 @@ class JobRepository:
             params = {"p_job_id": job_id, "p_name": name, "p_stale": stale, "p_now": now}
             claimed = (await s.execute(_CLAIM, params)).one_or_none()
             if claimed is None:
-                return None
+                holder = (await s.execute(_HOLDER, params)).one_or_none()
+                if holder is None or holder.status != "running" or holder.heartbeat_at is None:
+                    return None
+                stale_at = aware(holder.heartbeat_at) + timedelta(seconds=stale_after)
+                return Held(max(0.0, (stale_at - now).total_seconds()))
             if claimed.job_status == "queued":  # the job's first output to start
                 await s.execute(_JOB_RUNNING, params)
             return Claim(claimed.attempts, claimed.steps, claimed.source["key"])
@@ -650,6 +664,82 @@ class JobRepository:
         if ids:
             self.db.wake_local()
         return len(ids)
+
+    async def resume_unfinished(self) -> dict[str, int]:
+        """Embedded start: nothing else runs on this database, and the in-process broker
+        lost every message when the process died. Every running output is re-queued (its
+        worker is gone), every pending output published again, forgotten jobs finalized and
+        unfinished webhook deliveries sent again."""
+        republished = await self.republish_pending()  # first: not the ones re-queued below
+        requeued, failed = await self.requeue_stale_outputs(stale_after=0, max_attempts=1 << 30)
+        finalized = await self.finalize_forgotten()
+        async with self.db.transaction() as s:
+            ids = (
+                await s.scalars(
+                    sa.select(JobRow.id).where(
+                        JobRow.status.in_(TERMINAL_JOB),
+                        JobRow.webhook_url.is_not(None),
+                        JobRow.webhook_status.in_(("pending", "circuit_open")),
+                    )
+                )
+            ).all()
+            for job_id in ids:
+                s.add(
+                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
+                )
+        if ids:
+            self.db.wake_local()
+        return {
+            "running_requeued": requeued + failed,
+            "pending_republished": republished,
+            "finalized": finalized,
+            "webhooks_resent": len(ids),
+        }
+
+    async def cancel(self, job_id: uuid.UUID, owner: str | None) -> str | None:
+        """Cancel an unfinished job: outputs not yet finished become ``canceled`` (a worker
+        that claims one finds nothing to do; one rendering it now is fenced off and its
+        result dropped), the job ends ``canceled`` and its webhook is sent.
+
+        Returns None when the job is unknown (to this owner), else the job's status before
+        (a terminal one means nothing was changed).
+        """
+        now = utcnow()
+        async with self.db.transaction() as s:
+            job = await s.get(JobRow, job_id, with_for_update=True)
+            if job is None or (owner is not None and job.owner != owner):
+                return None
+            if job.status in TERMINAL_JOB:
+                return job.status
+            before = job.status
+            await s.execute(
+                sa.update(_outputs)
+                .where(_outputs.c.job_id == job_id, _outputs.c.status.in_(("pending", "running")))
+                .values(status="canceled", error="canceled", finished_at=now, heartbeat_at=None)
+            )
+            # Outbox messages not yet published for this job's outputs need not go out.
+            await s.execute(
+                sa.delete(_outbox).where(
+                    _outbox.c.job_id == job_id,
+                    _outbox.c.sent_at.is_(None),
+                    _outbox.c.actor.in_(tuple(PROCESS_ACTOR.values())),
+                )
+            )
+            job.status = "canceled"
+            job.pending_outputs = 0
+            job.error = "canceled by request"
+            job.updated_at = now
+            job.finished_at = now
+            if job.archive_status is not None:
+                job.archive_status = "canceled"
+            if job.webhook_url:
+                job.webhook_status = "pending"
+                s.add(
+                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
+                )
+        self.db.wake_local()
+        self.db.job_finished_local(str(job_id))
+        return before
 
     async def retry_failed_outputs(self, job_id: uuid.UUID, owner: str | None) -> list[str] | None:
         """Re-run the failed outputs of a finished job; None if unknown or not finished."""

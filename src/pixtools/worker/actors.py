@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from pixtools.observability.tracing import continued
 from pixtools.services import Services, build_services
@@ -30,6 +31,7 @@ from pixtools.store.jobs import (
     PROCESS_ACTOR,
     WEBHOOK_ACTOR,
     Finished,
+    Held,
     OutputDone,
 )
 from pixtools.store.objects import archive_key, output_key
@@ -103,7 +105,10 @@ async def _process_output(job_id: str, name: str) -> None:
     jid = uuid.UUID(job_id)
     out = await svc.jobs.claim_output(jid, name, stale_after=svc.settings.stale_after_seconds)
     if out is None:
-        log.info("output %s/%s is finished or taken; skipping", job_id, name)
+        log.info("output %s/%s is finished or canceled; skipping", job_id, name)
+        return
+    if isinstance(out, Held):
+        await _come_back_later(svc, job_id, name, out)
         return
     attempt = out.attempts
     started = time.perf_counter()
@@ -115,6 +120,24 @@ async def _process_output(job_id: str, name: str) -> None:
     log.info("output %s/%s ended in %.0f ms", job_id, name, (time.perf_counter() - started) * 1000)
     if finished.last and not finished.closed:
         await finalize_job(job_id)  # an archive to build first
+
+
+async def _come_back_later(svc: Services, job_id: str, name: str, held: Held) -> None:
+    """The output runs under another attempt whose heartbeat is still fresh. That worker may
+    be alive (a duplicate delivery) or dead (killed; RabbitMQ redelivered its message at once,
+    before its heartbeat could go stale). Dropping this message would leave a dead worker's
+    output to the periodic reconciler; instead it comes back just after the heartbeat would
+    go stale: then it takes the output over, or finds it finished and stops."""
+    message = CurrentMessage.get_current_message()
+    if message is None:  # not under a worker (a direct call): nothing to re-send
+        return
+    delay = held.stale_in + min(1.0, svc.settings.heartbeat_seconds)
+    log.info(
+        "output %s/%s is held by another attempt; checking again in %.1f s", job_id, name, delay
+    )
+    # The same message again, delayed (RabbitMQ: through the queue's delay queue, durable).
+    again = message.copy()
+    await asyncio.to_thread(dramatiq.get_broker().enqueue, again, delay=int(delay * 1000))
 
 
 async def _render_and_store(
@@ -250,8 +273,12 @@ def declare_actors(
     signals: LocalSignals | None = None,
 ) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Bind the actors to ``broker`` and set up this process's worker runtime."""
+    from pixtools.maintenance.periodic import PeriodicReconciler
+
     global _runtime
     _runtime = WorkerRuntime(settings, cache=cache, signals=signals)
+    # The workers run the reconciliation pass themselves (one at a time across processes).
+    broker.add_middleware(PeriodicReconciler(settings, signals=signals))
     time_limit = 15 * 60 * 1000
     specs: list[tuple[Callable[..., Any], str, str]] = [
         (process_output, PROCESS_ACTOR["standard"], "standard"),

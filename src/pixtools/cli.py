@@ -66,6 +66,7 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
     import uvicorn
 
     from pixtools.api.app import create_app
+    from pixtools.api.serving import uvicorn_options
     from pixtools.observability.logs import configure_logging
     from pixtools.observability.tracing import configure_tracing
 
@@ -86,15 +87,11 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
             host=host,
             port=port,
             workers=workers,
-            log_config=None,
-            proxy_headers=True,
-            timeout_graceful_shutdown=20,
+            **uvicorn_options(settings),
         )
         return 0
     app = create_app(settings, run_migrations=migrate)
-    uvicorn.run(
-        app, host=host, port=port, log_config=None, proxy_headers=True, timeout_graceful_shutdown=20
-    )
+    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
     return 0
 
 

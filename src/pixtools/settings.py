@@ -7,6 +7,7 @@ line naming the variable, so a bad deployment stops at once instead of failing l
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 PREFIX = "PIXTOOLS_"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _doc(text: str, **meta: Any) -> Any:
@@ -53,6 +56,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _doc("log level")
     ] = "INFO"
     rate_limit_per_minute: Annotated[int, _doc("requests per key or client per minute", ge=0)] = 600
+    trusted_proxies: Annotated[
+        str,
+        _doc(
+            "comma-separated addresses/CIDRs of the proxies whose X-Forwarded-For is believed "
+            "(the client is the last address not in them); empty: none, the peer is the client"
+        ),
+    ] = ""
+    upload_concurrency: Annotated[
+        int, _doc("uploads one API process reads at once; more get 503 + Retry-After", ge=1)
+    ] = 8
+    header_timeout: Annotated[
+        float, _doc("seconds a client has to send a request's headers (uvicorn)", gt=0)
+    ] = 10.0
+    body_timeout: Annotated[
+        float, _doc("seconds a client has to send a whole request body (408 after)", gt=0)
+    ] = 120.0
+    body_idle_timeout: Annotated[
+        float, _doc("longest pause in a request body before 408, seconds", gt=0)
+    ] = 15.0
     output_max_attempts: Annotated[int, _doc("tries of one output before it fails", ge=1)] = 3
     heartbeat_seconds: Annotated[float, _doc("how often a working output is touched", gt=0)] = 5.0
     stale_after_seconds: Annotated[float, _doc("heartbeat age that marks work stale", gt=0)] = 60.0
@@ -81,6 +103,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         except msgspec.ValidationError as exc:
             raise SettingsError(_variable_message(str(exc))) from None
         settings._check_urls()
+        try:
+            settings.trusted_networks  # noqa: B018 - parsing is the check
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}TRUSTED_PROXIES: {exc}") from None
         return settings
 
     def _check_urls(self) -> None:
@@ -97,6 +123,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise SettingsError(
                     f"{PREFIX}{name.upper()}: scheme must be one of {', '.join(schemes)}"
                 )
+
+    @property
+    def trusted_networks(self) -> tuple[IPNetwork, ...]:
+        """``trusted_proxies`` parsed (a bare address is its own one-address network)."""
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in self.trusted_proxies.split(",")
+            if item.strip()
+        )
 
     @property
     def embedded(self) -> bool:

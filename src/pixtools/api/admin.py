@@ -11,7 +11,7 @@ from litestar import Controller, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, QueryParameter
 
-from pixtools.api.auth import PrincipalDep, ServicesDep
+from pixtools.api.auth import PrincipalDep, ServicesDep, admin_only
 from pixtools.maintenance.deadletters import DeadLetters
 from pixtools.worker.middleware import dead_letter_note_key
 
@@ -40,6 +40,7 @@ def _dead_letters(services: ServicesDep) -> DeadLetters:
 class AdminController(Controller):
     path = "/api/v1/admin"
     tags = ["admin"]
+    guards = [admin_only]  # authentication before parameter validation
 
     @get("/dead-letters", summary="Dead-lettered messages")
     async def list_dead_letters(

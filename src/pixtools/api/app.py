@@ -34,8 +34,10 @@ from pixtools.api.health import health, livez, metrics, readyz
 from pixtools.api.jobs import JobController, webhook_attempts
 from pixtools.api.middleware import (
     RateLimitMiddleware,
+    RequestGuardMiddleware,
     RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
+    UploadSlots,
 )
 from pixtools.api.waiters import JobWaiters
 from pixtools.observability.metrics import ApiMetrics
@@ -176,9 +178,22 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             "admin": Provide(provide_admin),
         },
         lifespan=[lifespan],
-        state=State({"settings": settings, "metrics": metrics_, "started": time.time()}),
+        state=State(
+            {
+                "settings": settings,
+                "metrics": metrics_,
+                "started": time.time(),
+                "trusted_networks": settings.trusted_networks,
+                "upload_slots": UploadSlots(),
+            }
+        ),
         cors_config=cors,
-        middleware=[SecurityHeadersMiddleware(), RequestMetricsMiddleware(), RateLimitMiddleware()],
+        middleware=[
+            SecurityHeadersMiddleware(),
+            RequestMetricsMiddleware(),
+            RateLimitMiddleware(),
+            RequestGuardMiddleware(),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         request_max_body_size=settings.max_upload_bytes + 256 * 1024,
         openapi_config=OpenAPIConfig(

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
 
 from pixtools.services import Services
 from pixtools.store.keys import ApiKeyRepository
@@ -35,7 +37,9 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-api-key") or None
 
 
-async def resolve_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def resolve_principal(
+    request: ASGIConnection[Any, Any, Any, Any], services: Services
+) -> Principal:
     """The caller, cached on the request (the rate limiter resolves it first)."""
     cached = request.scope.get("state", {}).get("principal")
     if isinstance(cached, Principal):
@@ -68,7 +72,11 @@ async def provide_principal(
 async def provide_admin(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Principal:
-    principal = await resolve_principal(request, services)
+    return await _admin(request, services)
+
+
+async def _admin(connection: ASGIConnection[Any, Any, Any, Any], services: Services) -> Principal:
+    principal = await resolve_principal(connection, services)
     if not principal.authenticated:
         raise NotAuthorizedException(
             detail="an admin API key is required", headers={"WWW-Authenticate": "Bearer"}
@@ -76,6 +84,23 @@ async def provide_admin(
     if not principal.admin:
         raise PermissionDeniedException(detail="this API key is not an admin key")
     return principal
+
+
+# Guards run before Litestar parses a route's parameters and body, so a caller without the
+# right key gets 401/403 whatever else is wrong with the request (not a 400 that tells an
+# anonymous caller how the route validates its input).
+
+
+async def authenticated(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard: the caller is known (or auth is off) before anything else is looked at."""
+    await resolve_principal(connection, connection.app.state.services)
+
+
+async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: an admin key, checked before the route's parameters are validated."""
+    await _admin(connection, connection.app.state.services)
 
 
 # Handler parameters filled by the app's dependency providers (create_app wires them).

@@ -7,6 +7,7 @@ import os
 from litestar import Litestar
 
 from pixtools.api.app import create_app
+from pixtools.api.serving import configure_protocols
 from pixtools.observability.logs import configure_logging
 from pixtools.observability.tracing import configure_tracing
 from pixtools.settings import Settings
@@ -16,4 +17,5 @@ def app_from_env() -> Litestar:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     configure_tracing("pixtools-api")
+    configure_protocols(settings)  # this worker process's copy of the headers' deadline
     return create_app(settings, run_migrations=os.environ.get("PIXTOOLS__MIGRATE") == "1")

@@ -16,7 +16,7 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
-from pixtools.api.auth import PrincipalDep, ServicesDep
+from pixtools.api.auth import PrincipalDep, ServicesDep, authenticated
 from pixtools.api.upload import SubmitOperation, read_job_form
 from pixtools.api.waiters import JobWaiters
 from pixtools.imaging import (
@@ -64,6 +64,7 @@ class Conflict(HTTPException):
 class JobController(Controller):
     path = "/api/v1/jobs"
     tags = ["jobs"]
+    guards = [authenticated]  # 401 before any 400 about parameters
 
     @post(
         "/",
@@ -211,7 +212,7 @@ class JobController(Controller):
             QueryParameter(
                 name="status",
                 required=False,
-                pattern="^(queued|running|succeeded|partial|failed|canceled)$",
+                pattern=r"^(queued|running|succeeded|partial|failed|canceled)$(?!\n)",
             ),
         ] = None,
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100)] = 20,
@@ -370,6 +371,7 @@ async def _object_response(
     "/api/v1/jobs/{job_id:uuid}/webhook-attempts",
     tags=["jobs"],
     summary="Webhook delivery attempts",
+    guards=[authenticated],
 )
 async def webhook_attempts(
     services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]

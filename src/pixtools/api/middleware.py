@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import msgspec
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import (
     ASGIApp,
@@ -17,6 +20,7 @@ from litestar.types import (
     HTTPResponseStartEvent,
     Message,
     Receive,
+    ReceiveMessage,
     Scope,
     Send,
 )
@@ -24,6 +28,7 @@ from opentelemetry import propagate, trace
 
 from pixtools.api.auth import presented_key
 from pixtools.observability.tracing import tracer
+from pixtools.settings import IPNetwork
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,8 @@ STRICT_CSP = (
 
 
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
-IDENTITY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-forwarded-for"})
+IDENTITY_HEADERS = frozenset({b"authorization", b"x-api-key"})
+FORWARDED_HEADER = frozenset({b"x-forwarded-for"})
 
 
 def picked_headers(scope: Scope, names: frozenset[bytes]) -> dict[str, str]:
@@ -107,21 +113,40 @@ class RequestMetricsMiddleware(ASGIMiddleware):
                 span.set_attribute("http.response.status_code", status)
 
 
-def client_identity(scope: Scope) -> str:
-    """Rate-limit identity: the presented API key (hashed), else the client address.
+def _trusted(host: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:  # not an address at all: never a trusted proxy
+        return False
+    return any(ip in net for net in networks)
 
-    Behind the ALB the client address is the last X-Forwarded-For entry (the one the
-    load balancer appended); entries before it are client-supplied and not trusted.
+
+def client_address(scope: Scope, trusted: tuple[IPNetwork, ...]) -> str:
+    """The client's address: the peer, unless the peer is a trusted proxy.
+
+    Each proxy appends the address it saw to X-Forwarded-For, so the list is read from the
+    right and the first address that is not a trusted proxy is the client; everything left
+    of it was written by the client and proves nothing. From any other peer the header is
+    ignored: anyone can send it.
     """
-    headers = picked_headers(scope, IDENTITY_HEADERS)
-    key = presented_key(headers)
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    forwarded = picked_headers(scope, FORWARDED_HEADER).get("x-forwarded-for", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def client_identity(scope: Scope, trusted: tuple[IPNetwork, ...] = ()) -> str:
+    """Rate-limit identity: the presented API key (hashed), else the client address."""
+    key = presented_key(picked_headers(scope, IDENTITY_HEADERS))
     if key:
         return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
-    forwarded = headers.get("x-forwarded-for")
-    if forwarded:
-        return "ip:" + forwarded.split(",")[-1].strip()
-    client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+    return "ip:" + client_address(scope, trusted)
 
 
 class RateLimitMiddleware(ASGIMiddleware):
@@ -137,35 +162,124 @@ class RateLimitMiddleware(ASGIMiddleware):
             return
         services: Any = getattr(app.state, "services", None)
         try:
-            hits, reset = await services.cache.incr_window("rl:" + client_identity(scope), 60)
+            identity = client_identity(scope, app.state.trusted_networks)
+            hits, reset = await services.cache.incr_window("rl:" + identity, 60)
         except Exception:  # the cache is best-effort: fail open, loudly
             log.warning("rate limiter cache unavailable; request allowed", exc_info=True)
             await next_app(scope, receive, send)
             return
         if hits > limit:
-            retry_after = str(max(1, int(reset) + 1))
-            body = msgspec.json.encode(
-                {
-                    "status_code": 429,
-                    "detail": "rate limit exceeded",
-                    "extra": {"retry_after": int(retry_after)},
-                }
-            )
-            start: HTTPResponseStartEvent = {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", retry_after.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-            end: HTTPResponseBodyEvent = {
-                "type": "http.response.body",
-                "body": body,
-                "more_body": False,
-            }
-            await send(start)
-            await send(end)
+            retry_after = max(1, int(reset) + 1)
+            await send_error(send, 429, "rate limit exceeded", retry_after=retry_after)
             return
         await next_app(scope, receive, send)
+
+
+async def send_error(send: Send, status: int, detail: str, *, retry_after: int) -> None:
+    """Answer with the documented error body straight from a middleware."""
+    body = msgspec.json.encode(
+        {"status_code": status, "detail": detail, "extra": {"retry_after": retry_after}}
+    )
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"retry-after", str(retry_after).encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(start)
+    await send(end)
+
+
+class RequestTimeout(HTTPException):
+    """The body did not arrive in time (slow or stalled client)."""
+
+    status_code = 408
+
+
+class ClientDisconnected(HTTPException):
+    """The client went away before its request body was complete. 499 is nginx's name for
+    it: no response reaches anyone, but metrics and logs say what happened, not 500."""
+
+    status_code = 499
+
+
+#: Submissions are the only requests that hold megabytes while they are read and checked.
+UPLOAD_PATHS = frozenset({"/api/v1/jobs", "/api/v1/jobs/"})
+UPLOAD_RETRY_AFTER = 2
+
+
+class RequestGuardMiddleware(ASGIMiddleware):
+    """Time-boxes request bodies and caps concurrent uploads.
+
+    A body must arrive within ``body_timeout`` seconds in all, with no pause longer than
+    ``body_idle_timeout`` (408 otherwise), so a client trickling bytes cannot hold a
+    connection and its buffer. At most ``upload_concurrency`` job submissions are read at
+    once per process (memory is about that many times ``max_upload_bytes``); the rest get an
+    immediate 503 with Retry-After. A client that disconnects mid-body is a 499, logged once
+    at INFO. (The headers' deadline is the server's: see ``pixtools.api.serving``.)
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        state = scope["litestar_app"].state
+        settings = state.settings
+        loop = asyncio.get_running_loop()
+        method = str(scope.get("method", ""))
+        deadline = loop.time() + settings.body_timeout
+        idle: float = settings.body_idle_timeout
+        body_done = False
+
+        async def guarded_receive() -> ReceiveMessage:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout(min(deadline - loop.time(), idle)):
+                    message = await receive()
+            except TimeoutError:
+                body_done = True
+                log.info("request body timed out: %s %s", method, scope["path"])
+                raise RequestTimeout(
+                    detail=f"request body not received in time (at most {idle:g} s without "
+                    f"data, {settings.body_timeout:g} s in all)",
+                    # The rest of the body is never read: the connection cannot be reused.
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] == "http.disconnect":
+                body_done = True
+                log.info("client disconnected mid-request: %s %s", method, scope["path"])
+                raise ClientDisconnected(detail="client disconnected before the body was sent")
+            if not message.get("more_body", False):
+                body_done = True
+            return message
+
+        if method != "POST" or scope["path"] not in UPLOAD_PATHS:
+            await next_app(scope, guarded_receive, send)
+            return
+        uploads: UploadSlots = state.upload_slots
+        if uploads.in_use >= settings.upload_concurrency:
+            await send_error(
+                send,
+                503,
+                f"too many uploads in progress (limit {settings.upload_concurrency}); "
+                "retry shortly",
+                retry_after=UPLOAD_RETRY_AFTER,
+            )
+            return
+        uploads.in_use += 1
+        try:
+            await next_app(scope, guarded_receive, send)
+        finally:
+            uploads.in_use -= 1
+
+
+class UploadSlots:
+    """Uploads being read by this process (one event loop: a plain counter is enough)."""
+
+    def __init__(self) -> None:
+        self.in_use = 0

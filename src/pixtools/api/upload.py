@@ -8,6 +8,7 @@ cap is enforced while streaming (413 as soon as it is exceeded, before the rest 
 
 from __future__ import annotations
 
+import email.message
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +58,7 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         current = event
-                        if event.name in limits and event.name not in form._parts:
-                            form._parts[event.name] = bytearray()
-                            if event.name == "file":
-                                form.filename = event.filename
+                        _start_part(form, event)
                     elif event and current is not None:
                         buf = form._parts.get(current.name or "")
                         if buf is None:
@@ -83,10 +81,35 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
             raise _error(400, "spec", "must be UTF-8 text") from None
     if "file" in form._parts:
         form.file = form._parts.pop("file")
-        if form.filename is None:
+    return form
+
+
+def _start_part(form: JobForm, segment: MultipartSegment) -> None:
+    """Exactly one ``file`` part (an upload, with a filename) and one ``spec`` part (a text
+    field): a second part of either name is refused, never joined to the first."""
+    name = segment.name
+    if name not in ("file", "spec"):
+        return
+    if name in form._parts:
+        raise _error(400, name, f"send exactly one {name} part (got a second one)")
+    if name == "spec" and segment.filename is not None:
+        raise _error(400, "spec", "must be a text field with the JSON, not a file part")
+    form._parts[name] = bytearray()
+    if name == "file":
+        filename = segment.filename or _extended_filename(segment)
+        if filename is None:
             # A text field named "file" is not an upload.
             raise _error(400, "file", "must be a file part (with a filename)")
-    return form
+        form.filename = filename
+
+
+def _extended_filename(segment: MultipartSegment) -> str | None:
+    """The RFC 5987/2231 ``filename*=UTF-8''...`` form, which the parser does not decode."""
+    message = email.message.Message()
+    for name, value in segment.headerlist:
+        if name.lower() == "content-disposition":
+            message["content-disposition"] = value
+    return message.get_filename()
 
 
 @dataclass

@@ -14,8 +14,11 @@ import msgspec
 
 from pixtools.spec.ops import AnyStep, Convert, Crop, Queue, Rotate, Step, op_of
 
+# ``$`` alone also matches before a final newline (msgspec applies patterns with
+# ``re.search``); ``$(?!\n)`` is the true end in Python and reads the same in the OpenAPI
+# (ECMA) regex dialect, where ``\Z`` does not exist.
 OutputName = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="output name")
+    str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$(?!\n)", description="output name")
 ]
 
 
@@ -77,7 +80,11 @@ def _from_validation(exc: msgspec.ValidationError | msgspec.DecodeError) -> Spec
 
 
 def _check_webhook_url(url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check: a bad one raises here
+    except ValueError as exc:  # "[::1" (unclosed bracket), ":99999", ":abc"
+        raise SpecError("webhook_url", f"not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SpecError("webhook_url", "must be an absolute http(s) URL")
     if parts.username or parts.password:

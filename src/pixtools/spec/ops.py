@@ -23,7 +23,7 @@ Factor = Annotated[float, msgspec.Meta(ge=0, le=4, description="0..4, 1 = unchan
 Score = Annotated[float, msgspec.Meta(ge=0, le=1, description="minimum detection score, 0..1")]
 Quality = Annotated[int, msgspec.Meta(ge=1, le=100, description="encoder quality, 1..100")]
 
-_HEX_COLOUR = re.compile(r"^#?(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+_HEX_COLOUR = re.compile(r"#?(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 
 OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif", "tiff"]
 LOSSY_FORMATS: frozenset[str] = frozenset({"jpeg", "webp", "avif"})
@@ -68,7 +68,7 @@ class Rotate(Step, tag="rotate", frozen=True):
     def __post_init__(self) -> None:
         if not math.isfinite(self.degrees):
             raise ValueError("degrees: must be a finite number")
-        if self.background is not None and not _HEX_COLOUR.match(self.background):
+        if self.background is not None and not _HEX_COLOUR.fullmatch(self.background):
             raise ValueError("background: must be a hex colour such as #ffffff or #00000000")
 
 

@@ -32,14 +32,17 @@ def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 async def resolve_public(url: str, *, allow_private: bool = False) -> list[str]:
     """The addresses ``url``'s host resolves to, all of them public (or allowed)."""
-    parts = urlsplit(url)
-    host = parts.hostname
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # an unclosed "[", a port out of range or not a number
+        raise UnsafeWebhookUrl(f"not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not host:
         raise UnsafeWebhookUrl("must be an absolute http(s) URL")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: e.g. a NUL in the host
         raise UnsafeWebhookUrl(f"host {host!r} does not resolve") from exc
     addresses = sorted({str(info[4][0]) for info in infos})
     if not addresses:

@@ -1,0 +1,108 @@
+"""How uvicorn serves the app: the headers' deadline and which proxies are believed.
+
+uvicorn has no deadline for a request's headers: its keep-alive timer is cancelled by the
+first byte, so a client sending one header byte a second holds a connection for ever. The
+protocol classes here close a connection whose next request's headers are not complete
+``header_timeout`` seconds after it opened (or after its previous response). The body's
+deadline is the app's (``RequestGuardMiddleware``), where a 408 can still be answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pixtools.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _HeaderDeadline:
+    """Mixin over a uvicorn HTTP protocol. Both create ``self.cycle`` when a request's
+    headers are complete, so "no new cycle since the timer was armed" means the headers
+    are still incomplete."""
+
+    header_timeout: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+    _armed_cycle: object = None
+
+    # The attributes below belong to the uvicorn protocol this is mixed into.
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._armed_cycle = self.cycle
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.cycle is self._armed_cycle and not self.transport.is_closing():
+            log.info(
+                "closing a connection whose request headers took over %gs", self.header_timeout
+            )
+            self.transport.close()
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+
+class HeaderDeadlineHttpTools(_HeaderDeadline, HttpToolsProtocol):
+    """uvicorn's httptools protocol (the C parser) with the headers' deadline."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+
+class HeaderDeadlineH11(_HeaderDeadline, H11Protocol):
+    """uvicorn's h11 protocol (pure Python) with the headers' deadline."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+
+def configure_protocols(settings: Settings) -> None:
+    """Set the headers' deadline in this process (each uvicorn worker calls it too)."""
+    _HeaderDeadline.header_timeout = settings.header_timeout
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments ``pixtools api``/``dev`` give ``uvicorn.run``."""
+    configure_protocols(settings)
+    return {
+        "http": HeaderDeadlineHttpTools,
+        # uvicorn rewrites the client address from X-Forwarded-For only for these peers (its
+        # default trusts 127.0.0.1, which would let any local caller pick its address).
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.trusted_proxies,
+        "log_config": None,
+        "timeout_graceful_shutdown": 20,
+    }

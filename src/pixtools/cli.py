@@ -128,6 +128,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         *queues,
     ]
     os.environ["PIXTOOLS__WORKER_QUEUES"] = ",".join(queues)  # read by pixtools.worker.main
+    if settings.worker_metrics_port:
+        from pixtools.worker.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(os.environ)  # before Dramatiq and its processes start
     os.execv(sys.executable, argv)  # noqa: S606
     return 0  # pragma: no cover
 

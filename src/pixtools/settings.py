@@ -88,6 +88,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     worker_nice: Annotated[
         int, _doc("CPU niceness of worker processes, so the API stays responsive", ge=0, le=19)
     ] = 10
+    worker_metrics_port: Annotated[
+        int, _doc("port of a worker pool's Prometheus /metrics; 0: not served", ge=0, le=65535)
+    ] = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,6 +13,8 @@ from litestar import MediaType, Request, Response, get
 from pixtools.api.auth import ServicesDep
 
 CHECK_TIMEOUT = 3.0
+
+log = logging.getLogger(__name__)
 
 
 async def _timed(check: Callable[[], Awaitable[None]]) -> dict[str, Any]:
@@ -120,4 +123,10 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     relay = getattr(request.app.state, "relay", None)
     if relay is not None:
         m.outbox_published.set(relay.published)
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        try:
+            await asyncio.wait_for(m.refresh_outbox(services.db), CHECK_TIMEOUT)
+        except Exception:  # a scrape must answer even when the database does not
+            log.warning("could not read the outbox backlog", exc_info=True)
     return Response(m.render(), media_type=MediaType.TEXT)

@@ -18,6 +18,7 @@ from pixtools.imaging.decode import decode
 from pixtools.imaging.encode import encode, prepare_for_format
 from pixtools.imaging.formats import FORMATS
 from pixtools.imaging.ops.resize import resize_geometry
+from pixtools.observability.metrics import OP_SECONDS
 from pixtools.spec.ops import (
     OPS,
     Convert,
@@ -112,7 +113,10 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
     Raises ``ImageError`` subclasses for anything the input or the steps cause (all
     permanent); other exceptions are bugs or environment failures.
     """
-    decoded = decode(source, max_pixels=max_pixels, plan_draft=lambda size: draft_size(steps, size))
+    with OP_SECONDS.labels("decode").time():
+        decoded = decode(
+            source, max_pixels=max_pixels, plan_draft=lambda size: draft_size(steps, size)
+        )
     im = decoded.image
     ctx = StepContext(
         source_format=decoded.format,
@@ -133,7 +137,8 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
             )
         )
     for step in steps:
-        im = op_function(_op_name(step))(im, step, ctx)
+        with OP_SECONDS.labels(_op_name(step)).time():
+            im = op_function(_op_name(step))(im, step, ctx)
 
     if steps and all(OPS[_op_name(s)].kind == "analysis" for s in steps):
         return Rendered(None, None, None, None, None, None, ctx.result)
@@ -142,7 +147,8 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
     fmt = convert.format if convert is not None else decoded.format
     if convert is None:
         im = prepare_for_format(im, fmt, ctx)
-    data = encode(im, fmt, convert, ctx)
+    with OP_SECONDS.labels("encode").time():
+        data = encode(im, fmt, convert, ctx)
     info = FORMATS[fmt]
     return Rendered(
         data, fmt, info.content_type, info.extension, im.width, im.height, ctx.result or None

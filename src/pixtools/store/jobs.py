@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pixtools.observability.metrics import job_finished
 from pixtools.observability.tracing import current_traceparent
 from pixtools.spec.status import TERMINAL_JOB, final_status
 from pixtools.store.database import Database
@@ -251,6 +252,7 @@ _CLOSE = (
         updated_at=_P("p_now"),
         finished_at=_P("p_now"),
     )
+    .returning(_jobs.c.created_at)
 )
 _GET = (
     sa.select(JobRow, OutputRow)
@@ -488,16 +490,16 @@ class JobRepository:
                 return Finished(recorded=False)
             job = await self._count_down(s, job_id, now, enqueue_finalize=False)
             remaining = job.pending_outputs
-            closed = False
+            closed = None
             # The count-down's UPDATE holds the job's row lock until this commits.
             if remaining == 0 and job.archive_status is None and job.status not in TERMINAL_JOB:
                 # No archive to build: close the job in this same transaction.
-                await self._close(s, job_id, job.webhook_url, None, None)
-                closed = True
+                closed = await self._close(s, job_id, job.webhook_url, None, None)
         if closed:
+            job_finished(*closed)
             self.db.wake_local()
             self.db.job_finished_local(str(job_id))
-        return Finished(recorded=True, last=remaining == 0, closed=closed)
+        return Finished(recorded=True, last=remaining == 0, closed=closed is not None)
 
     async def _count_down(
         self, s: AsyncSession, job_id: uuid.UUID, now: datetime, *, enqueue_finalize: bool
@@ -542,10 +544,11 @@ class JobRepository:
             job = await s.get(JobRow, job_id, with_for_update=True)
             if job is None or job.status in TERMINAL_JOB:
                 return None
-            status = await self._close(s, job.id, job.webhook_url, archive_status, archive_key)
+            closed = await self._close(s, job.id, job.webhook_url, archive_status, archive_key)
+        job_finished(*closed)  # counted once committed
         self.db.wake_local()
         self.db.job_finished_local(str(job_id))
-        return status
+        return closed[0]
 
     async def _close(
         self,
@@ -554,13 +557,15 @@ class JobRepository:
         webhook_url: str | None,
         archive_status: str | None,
         archive_key: str | None,
-    ) -> str:
+    ) -> tuple[str, datetime, datetime]:
         """Terminal status from the outputs, and the webhook's outbox row. (Setting
-        ``finished_at`` fires the trigger that NOTIFYs the waiting clients.)"""
+        ``finished_at`` fires the trigger that NOTIFYs the waiting clients.) Returns the
+        status, submit and finish times, which the caller counts once committed."""
         outputs = (await s.execute(_OUTPUT_STATES, {"p_job_id": job_id})).all()
         status = final_status(o.status for o in outputs)
         failed = [o.name for o in outputs if o.status == "failed"]
-        await s.execute(
+        now = utcnow()
+        created = await s.scalar(
             _CLOSE,
             {
                 "p_job_id": job_id,
@@ -569,12 +574,12 @@ class JobRepository:
                 "p_archive_status": archive_status,
                 "p_archive_key": archive_key,
                 "p_webhook_status": "pending" if webhook_url else None,
-                "p_now": utcnow(),
+                "p_now": now,
             },
         )
         if webhook_url:
             s.add(_outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id))
-        return status
+        return status, created or now, now
 
     # --- maintenance --------------------------------------------------------------------
 

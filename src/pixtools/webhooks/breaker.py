@@ -42,9 +42,12 @@ class CircuitBreaker:
             return True, 0.0
         return False, self.reset_timeout
 
-    async def success(self, dest: str) -> None:
+    async def success(self, dest: str) -> bool:
+        """Close the breaker; True when it was open (a half-open probe succeeded)."""
+        was_open = await self.cache.get(self._keys(dest)[1]) is not None
         for key in self._keys(dest):
             await self.cache.delete(key)
+        return was_open
 
     async def failure(self, dest: str) -> bool:
         """Count a failure; True when the breaker is (now) open."""

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
 from pixtools.spec.status import TERMINAL_JOB, webhook_event
 from pixtools.store.webhooks import Outcome, WebhookRepository
@@ -65,6 +66,7 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
             outcome="circuit_open",
             retry_in=wait + random.uniform(0, 1),
         )
+        WEBHOOK_DELIVERIES.labels("circuit_open").inc()
         return
 
     body = msgspec.json.encode(job_out(record))
@@ -96,15 +98,19 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
         error = f"refused: {exc}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    elapsed = time.perf_counter() - started
+    duration_ms = round(elapsed * 1000, 2)
+    WEBHOOK_SECONDS.observe(elapsed)
 
     outcome: Outcome
     delay = 0.0
     if error is None:
-        await breaker.success(dest)
+        if await breaker.success(dest):
+            WEBHOOK_BREAKER.labels("closed").inc()
         outcome = "delivered"
     else:
-        await breaker.failure(dest)
+        if await breaker.failure(dest):
+            WEBHOOK_BREAKER.labels("open").inc()
         attempts_so_far = job.webhook_attempts + 1
         # A refused (non-public) destination cannot get better by waiting.
         if error.startswith("refused:") or attempts_so_far >= settings.webhook_max_attempts:
@@ -125,3 +131,4 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
         outcome=outcome,
         retry_in=delay,
     )
+    WEBHOOK_DELIVERIES.labels(outcome).inc()

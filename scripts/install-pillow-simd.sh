@@ -9,20 +9,37 @@
 # --no-deps. pillow-avif-plugin goes in first, without its dependencies, for the same reason.
 # Debian's libavif is too old for pillow-simd's own AVIF codec; the plugin's wheel bundles
 # a current libavif.
+#
+# The compiled wheel is kept in a wheelhouse and reused while nothing it was built from has
+# changed: the key covers the pillow-simd version, the compiler flags and build options, the
+# Python build and the exact versions of the Debian -dev packages it compiles against.
+#   PILLOW_SIMD_WHEELHOUSE   where (default ${XDG_CACHE_HOME:-$HOME/.cache}/pixtools/wheels;
+#                            set it empty to build every time and keep nothing)
 set -euo pipefail
 
 PILLOW_SIMD_VERSION="${PILLOW_SIMD_VERSION:-12.1.1.post0}"
 PILLOW_AVIF_PLUGIN_VERSION="${PILLOW_AVIF_PLUGIN_VERSION:-1.6.0}"
+WHEELHOUSE="${PILLOW_SIMD_WHEELHOUSE-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/pixtools/wheels}"
 VENV="${1:-${VIRTUAL_ENV:-.venv}}"
 PY="$VENV/bin/python"
+# AVX2: every node type we run on (m7i-flex, c7i-flex, m6i) has it.
+BUILD_CC="cc -mavx2"
+# Each codec is required (`enable`): a library setup.py cannot find fails the compile, naming
+# it, instead of building a pillow-simd without that codec.
+BUILD_OPTIONS=(jpeg zlib webp tiff lcms freetype)
 
 if [[ ! -x "$PY" ]]; then
     echo "install-pillow-simd: no Python at $PY (pass the virtual environment as the first argument)" >&2
     exit 2
 fi
 
-# Build dependencies: libjpeg-turbo, zlib, libwebp, libtiff, lcms2, freetype (headers).
-DEV_PACKAGES=(libjpeg62-turbo-dev zlib1g-dev libwebp-dev libtiff-dev liblcms2-dev libfreetype-dev)
+# Build dependencies: the headers of libjpeg-turbo, zlib, libwebp, libtiff, lcms2, freetype, and
+# pkg-config. pillow's setup.py finds a library's headers either in the include directories it
+# knows (the Python prefix, /usr/local/include, /usr/include) or through pkg-config. Debian puts
+# some of them in the multiarch directory /usr/include/<triplet>/ (libtiff's tiff.h, libjpeg's
+# jconfig.h), which only pkg-config reports: without pkg-config the search silently drops TIFF
+# support. Neither the python:*-slim images nor a plain Debian base have pkg-config.
+DEV_PACKAGES=(pkgconf libjpeg62-turbo-dev zlib1g-dev libwebp-dev libtiff-dev liblcms2-dev libfreetype-dev)
 missing=()
 for pkg in "${DEV_PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -45,21 +62,57 @@ if ! command -v cc >/dev/null; then
     echo "install-pillow-simd: no C compiler (cc) on PATH" >&2
     exit 2
 fi
+for pc in libjpeg zlib libwebp libtiff-4 lcms2 freetype2; do
+    if ! pkg-config --exists "$pc"; then
+        echo "install-pillow-simd: pkg-config does not know $pc (are the -dev packages installed?)" >&2
+        exit 2
+    fi
+done
 
 # The AVIF plugin first and without dependencies: it would otherwise pull Pillow back in.
 "$PY" -m pip install --no-deps "pillow-avif-plugin==${PILLOW_AVIF_PLUGIN_VERSION}"
 
 # pillow-simd last. It is built into a wheel first, so the environment is without a PIL
 # package only for the seconds the swap takes (processes may be starting meanwhile).
-WHEELS="$(mktemp -d)"
-trap 'rm -rf "$WHEELS"' EXIT
-CC="cc -mavx2" "$PY" -m pip wheel --no-deps --no-binary :all: --no-cache-dir \
-    --wheel-dir "$WHEELS" "pillow-simd==${PILLOW_SIMD_VERSION}"
+config_settings=()
+for option in "${BUILD_OPTIONS[@]}"; do config_settings+=(--config-settings "$option=enable"); done
+key="$(
+    {
+        echo "pillow-simd==$PILLOW_SIMD_VERSION CC=$BUILD_CC ${BUILD_OPTIONS[*]}"
+        "$PY" -c 'import sys, sysconfig; print(sys.version, sysconfig.get_platform(), sysconfig.get_config_var("SOABI"))'
+        { dpkg-query -W -f='${Package}=${Version}\n' "${DEV_PACKAGES[@]}" libc6-dev gcc || true; } | sort
+    } | sha256sum | cut -c1-16
+)"
+BUILT="$(mktemp -d)"
+trap 'rm -rf "$BUILT"' EXIT
+wheel_dir="$BUILT"
+cached=""
+if [[ -n $WHEELHOUSE ]]; then
+    wheel_dir="$WHEELHOUSE/pillow-simd-$PILLOW_SIMD_VERSION-$key"
+    if compgen -G "$wheel_dir/pillow_simd-*.whl" >/dev/null; then cached=1; fi
+fi
+if [[ -n $cached ]]; then
+    echo "install-pillow-simd: reusing the wheel built earlier in $wheel_dir"
+else
+    # --no-binary names pillow-simd alone: `:all:` would also apply to the build dependencies
+    # (setuptools, pybind11, ...) and have pip compile those from source, recursively.
+    start=$SECONDS
+    CC="$BUILD_CC" "$PY" -m pip wheel --no-deps --no-binary pillow-simd --no-cache-dir \
+        "${config_settings[@]}" --wheel-dir "$BUILT" "pillow-simd==${PILLOW_SIMD_VERSION}"
+    echo "install-pillow-simd: compiled pillow-simd in $((SECONDS - start)) s"
+    if [[ -n $WHEELHOUSE ]]; then
+        # Into place in one rename, so a concurrent run never sees half a wheel.
+        mkdir -p "$WHEELHOUSE"
+        staging="$(mktemp -d "$WHEELHOUSE/.staging.XXXXXX")"
+        cp "$BUILT"/pillow_simd-*.whl "$staging"/
+        mv -T "$staging" "$wheel_dir" 2>/dev/null || rm -rf "$staging"
+    fi
+fi
 # Both distributions install the same PIL package, so Pillow is uninstalled first:
 # otherwise its C modules that pillow-simd does not build (e.g. _avif, linked against
 # Pillow's own bundled libraries) stay behind next to pillow-simd's.
 "$PY" -m pip uninstall -y pillow pillow-simd >/dev/null 2>&1 || true
-"$PY" -m pip install --force-reinstall --no-deps --no-index "$WHEELS"/pillow_simd-*.whl
+"$PY" -m pip install --force-reinstall --no-deps --no-index "$wheel_dir"/pillow_simd-*.whl
 
 "$PY" - <<'PYCHECK'
 import sys

@@ -113,9 +113,9 @@ data "aws_iam_policy_document" "deploy" {
       "ec2:DescribeInstances",
       "ec2:DescribeTags",
       "ssm:DescribeInstanceInformation",
-      "ssm:ListAssociations",
       "ssm:DescribeSessions",
       "ssm:GetCommandInvocation",
+      "ssm:ListAssociations",
       "ssm:ListCommandInvocations",
       "ssm:ListCommands",
     ]

@@ -30,17 +30,14 @@ check_env() {
 }
 
 build() {
-    local out=$1 ref=${2:-HEAD} tmp revision
+    local out=$1 ref=${2:-HEAD} revision
     revision=$(git -C "$ROOT" rev-parse --verify --quiet "$ref^{commit}") || die "no commit '$ref'"
     if ! git -C "$ROOT" diff --quiet HEAD -- "${CONTENT[@]}" 2>/dev/null; then
         echo "bundle.sh: note: uncommitted changes under ${CONTENT[*]} are not in the bundle" >&2
     fi
-    tmp=$(mktemp -d)
-    git -C "$ROOT" archive --format=tar "$revision" "${CONTENT[@]}" | tar -x -C "$tmp"
-    echo "$revision" >"$tmp/REVISION"
-    tar -C "$tmp" -czf "$out" --owner=0 --group=0 --numeric-owner --sort=name \
-        "${CONTENT[@]%%/*}" REVISION
-    rm -rf "$tmp"
+    # git archive: files owned by root, in a fixed order, dated by the commit (git >= 2.39).
+    git -C "$ROOT" archive --format=tar.gz --add-virtual-file="REVISION:$revision"$'\n' \
+        -o "$out" "$revision" "${CONTENT[@]}" || die "git archive of $revision failed"
     echo "bundle $revision -> $out"
 }
 
@@ -59,13 +56,14 @@ bundle_uri() {
 }
 
 upload() {
-    local env=$1 ref=${2:-HEAD} uri out
+    local env=$1 ref=${2:-HEAD} uri dir out
     uri=$(bundle_uri "$env")
-    out=$(mktemp --suffix=.tar.gz)
+    dir=$(mktemp -d)
+    out=$dir/pixtools-bootstrap.tar.gz
     build "$out" "$ref"
     aws s3 cp --only-show-errors --region "$REGION" "$out" "$uri" ||
-        { rm -f "$out"; die "upload to $uri failed (has terraform apply for $env run?)"; }
-    rm -f "$out"
+        { rm -rf "$dir"; die "upload to $uri failed (has terraform apply for $env run?)"; }
+    rm -rf "$dir"
     echo "uploaded $uri"
 }
 
@@ -82,19 +80,27 @@ association_id() {
     echo "$id"
 }
 
+# newest_execution ID: "<execution id>\t<status>" of the association's latest run (None if none).
+newest_execution() {
+    aws ssm describe-association-executions --region "$REGION" --association-id "$1" \
+        --query 'sort_by(AssociationExecutions, &CreatedTime)[-1].[ExecutionId,Status]' --output text
+}
+
 run() {
-    local env=$1 ref=${2:-HEAD} id since deadline execution status
+    local env=$1 ref=${2:-HEAD} id before deadline execution status
     upload "$env" "$ref"
     id=$(association_id "$env")
-    since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    before=$(newest_execution "$id" | cut -f1)
     aws ssm start-associations-once --region "$REGION" --association-ids "$id"
     echo "started association $id; waiting for its run on the node (site.yml takes minutes)"
     deadline=$((SECONDS + ${PIXTOOLS_BOOTSTRAP_TIMEOUT:-3600}))
     while ((SECONDS < deadline)); do
         sleep 20
-        read -r execution status < <(aws ssm describe-association-executions --region "$REGION" \
-            --association-id "$id" --filters "Key=CreatedTime,Value=$since,Type=GREATER_THAN" \
-            --query 'AssociationExecutions[0].[ExecutionId,Status]' --output text) || continue
+        read -r execution status < <(newest_execution "$id") || continue
+        if [[ $execution == "$before" ]]; then
+            echo "  waiting for the new run to start"
+            continue
+        fi
         case $status in
             Success) echo "bootstrap $execution: Success"; return 0 ;;
             Pending | InProgress | None | "") echo "  ${execution:-pending}: ${status:-Pending}" ;;

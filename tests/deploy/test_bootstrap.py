@@ -204,6 +204,11 @@ def test_node_target_ends_the_other_instances_before_connecting_to_any() -> None
     assert "launch_time" in choose and "| sort" in choose and "| last" in choose
 
 
+def test_the_inventory_includes_a_replacement_that_is_still_starting() -> None:
+    states = load(ANSIBLE / "inventory" / "aws_ec2.yml")["filters"]["instance-state-name"]
+    assert set(states) == {"pending", "running"}
+
+
 def document_text() -> str:
     """The SSM document as Terraform renders it for dev (its three template variables)."""
     template = (ROOT / "terraform" / "templates" / "node-bootstrap-document.yaml.tftpl").read_text()

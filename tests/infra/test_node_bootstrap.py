@@ -84,12 +84,6 @@ def test_outputs_name_the_bundle_and_the_association(root: Stack) -> None:
     )
 
 
-def test_user_data_still_only_starts_the_ssm_agent(root: Stack) -> None:
-    script = (TERRAFORM / "templates" / "user_data.sh.tftpl").read_text(encoding="utf-8")
-    assert "ansible" not in script.lower().replace("ansible, run on the node", "")
-    assert "systemctl enable --now amazon-ssm-agent" in script
-
-
 # --- item 9: secret rotation ---------------------------------------------------------------
 
 

@@ -439,3 +439,12 @@ def test_the_node_role_may_write_to_that_group() -> None:
     for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
         assert action in grant
     assert "aws_cloudwatch_log_group.app.arn" in grant
+
+
+def test_the_guard_policies_validate_against_the_kubernetes_schema() -> None:
+    import kubernetes_validate.utils as kv
+
+    from tests.manifests.test_manifests import K8S_SCHEMA_VERSION
+
+    for doc in yaml.safe_load_all(IMDS_GUARD.read_text()):
+        kv.validate(doc, K8S_SCHEMA_VERSION, strict=True)

@@ -143,6 +143,8 @@ if kind == "configmap":
     if state["history"] is None:
         sys.exit("Error from server (NotFound): configmaps not found")
     print(json.dumps({"kind": "ConfigMap", "data": state["history"]}))
+elif state["live"] is None:
+    sys.exit('Error from server (NotFound): deployments.apps "' + name + '" not found')
 else:
     container = {"api": "api", "worker-standard": "worker"}[name]
     image = state["live"][name]
@@ -159,10 +161,14 @@ def rollback_target(
     kubectl = tmp_path / "kubectl"
     kubectl.write_text(FAKE_KUBECTL)
     kubectl.chmod(0o755)
-    live = {
-        "api": f"{REGISTRY}/pixtools-api@{live_api}",
-        "worker-standard": f"{REGISTRY}/pixtools-worker@{live_worker}",
-    }
+    live = (
+        {
+            "api": f"{REGISTRY}/pixtools-api@{live_api}",
+            "worker-standard": f"{REGISTRY}/pixtools-worker@{live_worker}",
+        }
+        if live_api
+        else None
+    )
     (tmp_path / "kubectl.json").write_text(json.dumps({"history": history, "live": live}))
     return subprocess.run(
         [sys.executable, str(ROLLBACK_TARGET), "--kubectl", str(kubectl)],
@@ -193,6 +199,15 @@ def test_rollback_of_a_good_release_returns_to_the_one_before(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     target = json.loads(done.stdout)
     assert (target["api"], target["worker"]) == (A, B)
+
+
+def test_rollback_with_the_workloads_gone_returns_to_the_last_recorded_release(
+    tmp_path: Path,
+) -> None:
+    history = {"current_api": B, "current_worker": C, "previous_api": A, "previous_worker": A}
+    done = rollback_target(tmp_path, history, live_api="", live_worker="")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["api"] == B
 
 
 def test_rollback_with_nothing_to_return_to_says_so(tmp_path: Path) -> None:

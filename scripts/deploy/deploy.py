@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-TERRAFORM_DIR = ROOT / "terraform"
+# Where the environment stack lives; PIXTOOLS_TERRAFORM_DIR points at another copy of it.
+TERRAFORM_DIR = Path(os.environ.get("PIXTOOLS_TERRAFORM_DIR", ROOT / "terraform"))
 ANSIBLE_DIR = ROOT / "ansible"
 REGION = "us-east-1"
 ENVIRONMENTS = ("dev", "prod")

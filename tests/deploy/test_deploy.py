@@ -146,6 +146,8 @@ if kind == "configmap":
     if state["history"] is None:
         sys.exit("Error from server (NotFound): configmaps not found")
     print(json.dumps({"kind": "ConfigMap", "data": state["history"]}))
+elif state["live"] is None:
+    sys.exit('Error from server (NotFound): deployments.apps "' + name + '" not found')
 else:
     container = {"api": "api", "worker-standard": "worker"}[name]
     image = state["live"][name]
@@ -162,10 +164,14 @@ def rollback_target(
     kubectl = tmp_path / "kubectl"
     kubectl.write_text(FAKE_KUBECTL)
     kubectl.chmod(0o755)
-    live = {
-        "api": f"{REGISTRY}/pixtools-api@{live_api}",
-        "worker-standard": f"{REGISTRY}/pixtools-worker@{live_worker}",
-    }
+    live = (
+        {
+            "api": f"{REGISTRY}/pixtools-api@{live_api}",
+            "worker-standard": f"{REGISTRY}/pixtools-worker@{live_worker}",
+        }
+        if live_api
+        else None
+    )
     (tmp_path / "kubectl.json").write_text(json.dumps({"history": history, "live": live}))
     return subprocess.run(
         [sys.executable, str(ROLLBACK_TARGET), "--kubectl", str(kubectl)],
@@ -196,6 +202,15 @@ def test_rollback_of_a_good_release_returns_to_the_one_before(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     target = json.loads(done.stdout)
     assert (target["api"], target["worker"]) == (A, B)
+
+
+def test_rollback_with_the_workloads_gone_returns_to_the_last_recorded_release(
+    tmp_path: Path,
+) -> None:
+    history = {"current_api": B, "current_worker": C, "previous_api": A, "previous_worker": A}
+    done = rollback_target(tmp_path, history, live_api="", live_worker="")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["api"] == B
 
 
 def test_rollback_with_nothing_to_return_to_says_so(tmp_path: Path) -> None:
@@ -429,6 +444,10 @@ import json, pathlib, sys
 here = pathlib.Path(sys.argv[0]).resolve().parent
 state = json.loads((here / "state.json").read_text())
 tool, args = pathlib.Path(sys.argv[0]).name, sys.argv[1:]
+import os
+with (here / "calls.jsonl").open("a") as calls:
+    calls.write(json.dumps({{"tool": tool, "args": args,
+                            "bucket": os.environ.get("PIXTOOLS_SSM_BUCKET")}}) + "\\n")
 if tool == "aws" and args[:2] == ["sts", "get-caller-identity"]:
     if not state["credentials"]:
         sys.exit("Unable to locate credentials. You can configure credentials by running aws configure.")
@@ -436,6 +455,12 @@ if tool == "aws" and args[:2] == ["sts", "get-caller-identity"]:
 elif tool == "aws" and args[:2] == ["ecr", "describe-images"]:
     repo = args[args.index("--repository-name") + 1]
     print(json.dumps({{"imageDetails": state["images"].get(repo, [])}}))
+elif tool == "aws" and args[:2] == ["ssm", "describe-instance-information"]:
+    print(json.dumps({{"InstanceInformationList": [{{"InstanceId": "i-0abc", "PingStatus": "Online"}}]}}))
+elif tool == "terraform" and "output" in args:
+    print(json.dumps({{k: {{"value": v}} for k, v in state["tf_outputs"].items()}}))
+elif tool == "ansible" and "-m" in args:
+    sys.exit(0 if state["bootstrapped"] else 2)
 elif tool == "ansible-galaxy":
     print("# /root/.ansible/collections")
     if state["amazon_aws"]:
@@ -461,7 +486,14 @@ def fake_tools(tmp_path: Path, present: tuple[str, ...] = TOOLS, **state: Any) -
     """A directory with the given fake tools and their state; use it as the whole PATH."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    defaults = {"credentials": True, "amazon_aws": True, "boto3": True, "images": {}}
+    defaults = {
+        "credentials": True,
+        "amazon_aws": True,
+        "boto3": True,
+        "images": {},
+        "tf_outputs": {},
+        "bootstrapped": True,
+    }
     (bin_dir / "state.json").write_text(json.dumps({**defaults, **state}))
     for tool in present:
         path = bin_dir / tool
@@ -470,10 +502,15 @@ def fake_tools(tmp_path: Path, present: tuple[str, ...] = TOOLS, **state: Any) -
     return bin_dir
 
 
-def deploy_script(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def deploy_script(
+    bin_dir: Path, *args: str, terraform_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": str(bin_dir), "HOME": str(bin_dir)}
+    if terraform_dir is not None:
+        env["PIXTOOLS_TERRAFORM_DIR"] = str(terraform_dir)
     return subprocess.run(
         [sys.executable, str(DEPLOY_SCRIPT), *args],
-        env={"PATH": str(bin_dir), "HOME": str(bin_dir)},
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -565,3 +602,58 @@ def test_taskfile_runs_the_deploy_script_as_typed() -> None:
         assert tasks[name]["requires"]["vars"] == ["ENV"], name
     apply = yaml.safe_dump(tasks["infra:apply"])
     assert "terraform apply" in apply and "env/{{.ENV}}.tfvars" in apply
+
+
+TF_OUTPUTS = {
+    "manifests_bucket_name": "pixtools-manifests-dev-123456789012-us-east-1",
+    "alb_dns_name": "pixtools-dev-1.us-east-1.elb.amazonaws.com",
+    "api_target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/1",
+}
+PAIR = {
+    "pixtools-api": [ecr_image("c9-1", A, "2026-12-05T10:00:00+00:00")],
+    "pixtools-worker": [ecr_image("c9-1", B, "2026-12-05T10:01:00+00:00")],
+}
+
+
+def calls_of(bin_dir: Path, tool: str) -> list[dict[str, Any]]:
+    lines = (bin_dir / "calls.jsonl").read_text().splitlines()
+    return [c for c in map(json.loads, lines) if c["tool"] == tool]
+
+
+@pytest.mark.parametrize("bootstrapped", [True, False])
+def test_deploy_bootstraps_when_needed_then_deploys_through_the_terraform_bucket(
+    tmp_path: Path, bootstrapped: bool
+) -> None:
+    terraform_dir = tmp_path / "terraform"
+    terraform_dir.mkdir()
+    (terraform_dir / "backend.hcl").write_text('bucket = "pixtools-tfstate-123456789012"\n')
+    tools = fake_tools(tmp_path, images=PAIR, tf_outputs=TF_OUTPUTS, bootstrapped=bootstrapped)
+    done = deploy_script(
+        tools, "deploy", "--env", "dev", "--skip-smoke", terraform_dir=terraform_dir
+    )
+    assert done.returncode == 0, done.stderr
+    (init,) = [c for c in calls_of(tools, "terraform") if "init" in c["args"]]
+    assert "-backend-config=env/dev.s3.tfbackend" in init["args"]
+    playbooks = calls_of(tools, "ansible-playbook")
+    expected = [] if bootstrapped else [["site.yml", "-e", "env=dev"]]
+    expected.append(
+        ["deploy.yml", "-e", "env=dev", "-e", f"api_digest={A}", "-e", f"worker_digest={B}"]
+    )
+    assert [c["args"] for c in playbooks] == expected
+    # The SSM transfer bucket comes from dev's Terraform outputs, not from the operator.
+    assert {c["bucket"] for c in playbooks} == {TF_OUTPUTS["manifests_bucket_name"]}
+
+
+def test_deploy_stops_before_anything_when_the_environment_has_no_infrastructure(
+    tmp_path: Path,
+) -> None:
+    terraform_dir = tmp_path / "terraform"
+    terraform_dir.mkdir()
+    (terraform_dir / "backend.hcl").write_text("")
+    tools = fake_tools(tmp_path, images=PAIR)
+    done = deploy_script(tools, "deploy", "--env", "dev", terraform_dir=terraform_dir)
+    assert done.returncode == 1
+    assert "run `task infra:apply ENV=dev` first" in done.stderr
+    assert not (tools / "calls.jsonl").read_text().count("ansible-playbook")
+    done = deploy_script(tools, "deploy", "--env", "dev", terraform_dir=tmp_path)
+    assert "terraform/backend.hcl is missing" in done.stderr

@@ -183,17 +183,29 @@ KEDA_ALLOWANCE = (60, 160.0)
 
 
 def render_role_template(path: Path, env: str) -> list[dict[str, Any]]:
-    """A role's template rendered as Ansible would, with the group vars and the role's defaults."""
+    """A role's template rendered as Ansible would, with the group vars and the role's defaults.
+
+    The few Ansible-only functions the templates use are stood in for: `lookup('...template',
+    name)` renders the role's other template, `lookup('...env', ...)` is its default, and
+    `undef(...)` (a required variable nobody set) a placeholder.
+    """
     context: dict[str, Any] = {}
     group_vars = ROOT / "ansible" / "inventory" / "group_vars"
     for source in (group_vars / "all.yml", group_vars / f"{env}.yml"):
         context.update(yaml.safe_load(source.read_text()))
     context.update(role_defaults(path.parents[1].name))
     jinja = jinja2.Environment(undefined=jinja2.ChainableUndefined)
+
+    def lookup(plugin: str, *terms: str, **options: Any) -> str:
+        if plugin.endswith("template"):
+            return jinja.from_string((path.parent / terms[0]).read_text()).render(**context)
+        return str(options.get("default", ""))
+
+    context.update(lookup=lookup, undef=lambda **_: "required-variable")
     for _ in range(2):  # defaults refer to group vars and to each other
         for key, value in context.items():
             if isinstance(value, str) and "{{" in value:
-                # Lookups and Ansible-only filters (the SSM bucket) stay as they are.
+                # Ansible-only filters stay as they are.
                 with contextlib.suppress(jinja2.TemplateError):
                     context[key] = jinja.from_string(value).render(**context)
     rendered = jinja.from_string(path.read_text()).render(**context)
@@ -439,3 +451,12 @@ def test_the_node_role_may_write_to_that_group() -> None:
     for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
         assert action in grant
     assert "aws_cloudwatch_log_group.app.arn" in grant
+
+
+def test_the_guard_policies_validate_against_the_kubernetes_schema() -> None:
+    import kubernetes_validate.utils as kv
+
+    from tests.manifests.test_manifests import K8S_SCHEMA_VERSION
+
+    for doc in yaml.safe_load_all(IMDS_GUARD.read_text()):
+        kv.validate(doc, K8S_SCHEMA_VERSION, strict=True)

@@ -31,8 +31,11 @@ def kubectl_json(kubectl: str, *args: str) -> dict[str, Any]:
 
 
 def live_digest(kubectl: str, namespace: str, deployment: str, container: str) -> str:
-    """The digest the deployment's container runs now ("" when it names no digest)."""
-    obj = kubectl_json(kubectl, "-n", namespace, "get", "deployment", deployment)
+    """The digest the deployment's container runs now ("" when there is none to read)."""
+    try:
+        obj = kubectl_json(kubectl, "-n", namespace, "get", "deployment", deployment)
+    except subprocess.CalledProcessError:
+        return ""  # gone (deleted by hand, or never applied): not the recorded release
     spec = obj["spec"]["template"]["spec"]
     for c in spec["containers"]:
         if c["name"] == container:

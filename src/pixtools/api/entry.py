@@ -14,6 +14,6 @@ from pixtools.settings import Settings
 
 def app_from_env() -> Litestar:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     configure_tracing("pixtools-api")
     return create_app(settings, run_migrations=os.environ.get("PIXTOOLS__MIGRATE") == "1")

@@ -1,4 +1,4 @@
-"""The ``pixtools`` command line (CONTRACT section 4)."""
+"""The ``pixtools`` command line (docs/api.md, "Command line")."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ ENVS = ("dev", "prod")
 CLUSTER_DOC = ROOT / "docs" / "cluster.md"
 
 # The seed's worker split (Architecture Freeze): default_queue x5, ml_inference_queue x1.
-# PixTools names the queues `standard` and `ml` (CONTRACT.md section 1).
+# PixTools names the queues `standard` and `ml` (docs/api.md, "Ops").
 SEED_QUEUES = {"default_queue": "standard", "ml_inference_queue": "ml"}
 QUEUE_CONCURRENCY = {"standard": 5, "ml": 1}
 WORKER_FOR_QUEUE = {"standard": "worker-standard", "ml": "worker-ml"}

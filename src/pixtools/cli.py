@@ -1,4 +1,4 @@
-"""The ``pixtools`` command line (CONTRACT section 4)."""
+"""The ``pixtools`` command line (docs/api.md, "Command line")."""
 
 from __future__ import annotations
 
@@ -9,19 +9,110 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pixtools.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from pixtools.maintenance.deadletters import DeadLetters
 
 T = TypeVar("T")
 
 
 def _settings() -> Settings:
+    """The settings, with ``data_dir`` made absolute (and exported, so that child processes
+    started from here agree on it whatever their working folder)."""
+    import msgspec
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except SettingsError as exc:
         print(f"pixtools: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    data_dir = str(Path(settings.data_dir).expanduser().resolve())
+    os.environ["PIXTOOLS_DATA_DIR"] = data_dir
+    return msgspec.structs.replace(settings, data_dir=data_dir)
+
+
+def _say_local_paths(settings: Settings) -> None:
+    """Say where local state lives (absolute), when any does."""
+    if not settings.database_url:
+        print(f"database: {settings.effective_database_url}", flush=True)
+    if not settings.s3_bucket:
+        note = "" if settings.embedded else " (the API and every worker must share this folder)"
+        print(f"object store: local folder {settings.effective_storage_dir}{note}", flush=True)
+
+
+def _database_problem(settings: Settings) -> str | None:
+    """One line saying why the configured database cannot be used, or None."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from pixtools.store.database import Database
+
+    async def probe() -> str | None:
+        db = Database(settings.effective_database_url, pool_size=1)
+        try:
+            async with db.engine.connect() as conn:
+                try:
+                    await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                except DBAPIError:
+                    return "it has no PixTools tables (run `pixtools migrate`)"
+        except Exception as exc:
+            detail = getattr(exc, "orig", None) or exc
+            return (str(detail).strip() or type(detail).__name__).splitlines()[0][:300]
+        finally:
+            await db.dispose()
+        return None
+
+    problem = asyncio.run(asyncio.wait_for(probe(), 30))
+    if problem is None:
+        return None
+    where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    return f"cannot use the database {where}: {problem}"
+
+
+class CliError(Exception):
+    """An ordinary mistake (a missing file, an unknown id): one line on stderr, no traceback."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+ML_INSTALL_HINT = (
+    "install the ml extra: pip install 'pixtools[ml]' (from a checkout: "
+    "pip install -e '.[ml]' && bash scripts/install-ml.sh .venv)"
+)
+
+
+def missing_ml_module() -> str | None:
+    """The name of the first ML dependency this Python cannot import, or None."""
+    for module in ("numpy", "onnxruntime"):
+        try:
+            __import__(module)
+        except ImportError:
+            return module
+    return None
+
+
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{what} {path}: is a folder, not a file") from None
+    except PermissionError:
+        raise CliError(f"{what} {path}: permission denied") from None
+
+
+def _spec_text(arg: str) -> bytes:
+    """``--spec`` is inline JSON when it starts with ``{``, else a path to a JSON file."""
+    if arg.lstrip().startswith("{"):
+        return arg.encode()
+    return _read_file(arg, "spec file")
 
 
 def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
@@ -40,6 +131,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print("pixtools dev: ignoring PIXTOOLS_RABBITMQ_URL; `pixtools dev` always runs embedded")
         settings = msgspec.structs.replace(settings, rabbitmq_url="")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    print(f"data folder: {settings.data_dir}", flush=True)
     if not settings.webhook_secret:
         settings = msgspec.structs.replace(settings, webhook_secret=_dev_webhook_secret(settings))
     return _serve(settings, args.host, args.port, workers=1, migrate=True)
@@ -59,6 +151,10 @@ def _dev_webhook_secret(settings: Settings) -> str:
 
 def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings()
+    if settings.database_url and (problem := _database_problem(settings)) is not None:
+        # Fail at once, before "startup complete": not an API that answers 500s.
+        print(f"pixtools api: {problem}", file=sys.stderr)
+        return 2
     return _serve(settings, args.host, args.port, workers=args.workers, migrate=settings.embedded)
 
 
@@ -70,7 +166,7 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
     from pixtools.observability.logs import configure_logging
     from pixtools.observability.tracing import configure_tracing
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     configure_tracing("pixtools-api")
     mode = (
         "embedded: SQLite, local folder store, in-process broker and workers"
@@ -78,6 +174,7 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
         else "services"
     )
     print(f"PixTools on http://{host}:{port}/  (docs: /docs; {mode})", flush=True)
+    _say_local_paths(settings)
     if workers > 1:
         # Each uvicorn worker builds its own app (and relay) from the environment.
         os.environ["PIXTOOLS__MIGRATE"] = "1" if migrate else "0"
@@ -113,6 +210,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if bad or not queues:
         print(f"pixtools worker: --queues must name standard and/or ml, not {bad}", file=sys.stderr)
         return 2
+    if "ml" in queues and (missing := missing_ml_module()) is not None:
+        print(
+            f"pixtools worker: the ml queue needs {missing}, which is not installed; "
+            + ML_INSTALL_HINT,
+            file=sys.stderr,
+        )
+        return 2
     argv = [
         sys.executable,
         "-m",
@@ -127,6 +231,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "--queues",
         *queues,
     ]
+    _say_local_paths(settings)
     os.environ["PIXTOOLS__WORKER_QUEUES"] = ",".join(queues)  # read by pixtools.worker.main
     if settings.worker_metrics_port:
         from pixtools.worker.metrics import prepare_multiprocess_dir
@@ -166,6 +271,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     from pixtools.services import build_services
     from pixtools.store.keys import ApiKeyRepository
 
@@ -186,14 +293,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     print(f"{k.id}\t{k.name}\t{role}\t{state}\t{k.created_at.isoformat()}")
             else:
                 if not await repo.revoke(args.key_id):
-                    print(f"no active key {args.key_id}", file=sys.stderr)
+                    print(f"pixtools keys revoke: no active key {args.key_id}", file=sys.stderr)
                     return 1
                 print(f"revoked {args.key_id}")
             return 0
         finally:
             await services.close()
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except (OSError, DBAPIError) as exc:
+        raise CliError(f"cannot use the database: {exc}".splitlines()[0]) from None
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -203,7 +313,16 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if not settings.rabbitmq_url:
         print("pixtools dlq: needs PIXTOOLS_RABBITMQ_URL", file=sys.stderr)
         return 2
+    import pika
+
     dlq = deadletters.DeadLetters(settings.rabbitmq_url)
+    try:
+        return _dlq(args, dlq)
+    except pika.exceptions.AMQPConnectionError as exc:
+        raise CliError(f"cannot reach the broker: {exc!r}") from None
+
+
+def _dlq(args: argparse.Namespace, dlq: DeadLetters) -> int:
     if args.dlq_cmd == "list":
         for m in dlq.browse(args.queue, limit=args.limit):
             print(json.dumps(m))
@@ -212,7 +331,15 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         if not ids and not args.all:
             print("pixtools dlq replay: give message ids or --all", file=sys.stderr)
             return 2
-        print(json.dumps({"replayed": dlq.replay(args.queue, ids)}))
+        replayed = dlq.replay(args.queue, ids)
+        print(json.dumps({"replayed": replayed}))
+        if ids and replayed < len(set(ids)):
+            print(
+                f"pixtools dlq replay: {len(set(ids)) - replayed} of the given ids are not in the "
+                f"{args.queue} dead-letter queue (see `pixtools dlq list --queue {args.queue}`)",
+                file=sys.stderr,
+            )
+            return 1
     else:
         print(json.dumps({"purged": dlq.purge(args.queue)}))
     return 0
@@ -222,14 +349,26 @@ def cmd_process(args: argparse.Namespace) -> int:
     """Run a spec on a local file: no service, no database, no broker."""
     from pixtools.imaging import ImageError, probe, render_output
     from pixtools.spec.job import SpecError, parse_spec
+    from pixtools.spec.ops import op_of
 
     settings = _settings()
-    source = Path(args.file).read_bytes()
+    source = _read_file(args.file, "image")
     try:
-        spec = parse_spec(Path(args.spec).read_bytes())
+        spec = parse_spec(_spec_text(args.spec))
     except SpecError as exc:
         print(f"pixtools process: spec {exc}", file=sys.stderr)
         return 2
+    ml_steps = [
+        f"outputs[{i}].steps[{j}] ({op_of(step).name})"
+        for i, out in enumerate(spec.outputs)
+        for j, step in enumerate(out.steps)
+        if op_of(step).queue == "ml"
+    ]
+    if ml_steps and (missing := missing_ml_module()) is not None:
+        raise CliError(
+            f"{ml_steps[0]} is an ML op and needs {missing}, which is not installed; "
+            + ML_INSTALL_HINT
+        )
     try:
         info = probe(source, max_pixels=settings.max_pixels)
     except ImageError as exc:
@@ -265,73 +404,120 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pixtools", description="PixTools image-processing service")
-    sub = p.add_subparsers(dest="command", required=True)
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default (when it has one worth showing)."""
 
-    dev = sub.add_parser("dev", help="everything in one process on embedded defaults")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
+
+def _sub(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text, formatter_class=_Help)
+
+
+def _listen_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pixtools import __version__
+
+    p = argparse.ArgumentParser(
+        prog="pixtools",
+        description="PixTools image-processing service. Configuration comes from PIXTOOLS_* "
+        "environment variables (docs/configuration.md); none set means embedded mode.",
+        formatter_class=_Help,
+    )
+    p.add_argument("--version", action="version", version=f"pixtools {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = _sub(
+        sub,
+        "dev",
+        "everything in one process on embedded defaults (SQLite and a folder store in "
+        "$PIXTOOLS_DATA_DIR, an in-process broker and workers)",
+    )
+    _listen_options(dev)
     dev.set_defaults(fn=cmd_dev)
 
-    api = sub.add_parser("api", help="the HTTP API and the outbox relay")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--workers", type=int, default=1)
+    api = _sub(sub, "api", "the HTTP API and the outbox relay (services mode)")
+    _listen_options(api)
+    api.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes serving the API"
+    )
     api.set_defaults(fn=cmd_api)
 
-    worker = sub.add_parser("worker", help="Dramatiq workers for the given queues")
-    worker.add_argument("--queues", required=True, help="standard, ml or both")
-    worker.add_argument("--processes", type=int, default=1)
-    worker.add_argument("--threads", type=int, default=5)
+    worker = _sub(
+        sub,
+        "worker",
+        "Dramatiq workers for the given queues (services mode; they also run the periodic "
+        "reconciliation pass)",
+    )
+    worker.add_argument(
+        "--queues",
+        required=True,
+        help="standard, ml or both (comma- or space-separated); ml needs the ml extra",
+    )
+    worker.add_argument("--processes", type=int, default=1, help="worker processes")
+    worker.add_argument("--threads", type=int, default=5, help="worker threads per process")
     worker.add_argument(
         "--shutdown-timeout",
         type=float,
         # Dramatiq's own variable (milliseconds) sets the default, as the manifests do.
         default=float(os.environ.get("dramatiq_worker_shutdown_timeout", "90000")) / 1000,  # noqa: SIM112
-        help="seconds to finish in-flight work on SIGTERM (default 90: fits a spot's "
-        "2-minute notice; or $dramatiq_worker_shutdown_timeout in ms)",
+        help="seconds to finish in-flight work on SIGTERM (90 fits a spot's 2-minute "
+        "notice; $dramatiq_worker_shutdown_timeout in ms overrides it)",
     )
     worker.set_defaults(fn=cmd_worker)
 
-    migrate = sub.add_parser("migrate", help="alembic upgrade head on the configured database")
-    migrate.add_argument("--revision", default="head")
+    migrate = _sub(sub, "migrate", "alembic upgrade of the configured database")
+    migrate.add_argument("--revision", default="head", help="the revision to upgrade to")
     migrate.set_defaults(fn=cmd_migrate)
 
-    sub.add_parser(
-        "reconcile", help="one pass of stale-job and outbox reconciliation"
+    _sub(
+        sub,
+        "reconcile",
+        "one reconciliation pass now (stale work, forgotten jobs, a broker that lost its "
+        "queues, unsent outbox rows); the workers run it themselves too",
     ).set_defaults(fn=cmd_reconcile)
-    sub.add_parser(
-        "cleanup", help="one pass of expiry of stored objects and old rows"
+    _sub(
+        sub, "cleanup", "one pass of expiry of jobs, their stored objects and old outbox rows"
     ).set_defaults(fn=cmd_cleanup)
 
-    dlq = sub.add_parser("dlq", help="dead-letter operations")
-    dsub = dlq.add_subparsers(dest="dlq_cmd", required=True)
-    dl = dsub.add_parser("list")
-    dl.add_argument("--queue", required=True, choices=["standard", "ml"])
-    dl.add_argument("--limit", type=int, default=50)
-    dr = dsub.add_parser("replay")
-    dr.add_argument("--queue", required=True, choices=["standard", "ml"])
-    dr.add_argument("--all", action="store_true")
-    dr.add_argument("message_ids", nargs="*")
-    dp = dsub.add_parser("purge")
-    dp.add_argument("--queue", required=True, choices=["standard", "ml"])
+    dlq = _sub(sub, "dlq", "dead-letter queue operations (services mode)")
+    dsub = dlq.add_subparsers(dest="dlq_cmd", required=True, metavar="ACTION")
+    queue_help = "the work queue whose dead letters to use"
+    dl = _sub(dsub, "list", "print the dead letters of a queue as JSON lines")
+    dl.add_argument("--queue", required=True, choices=["standard", "ml"], help=queue_help)
+    dl.add_argument("--limit", type=int, default=50, help="most messages to print")
+    dr = _sub(dsub, "replay", "send dead letters back to their queue")
+    dr.add_argument("--queue", required=True, choices=["standard", "ml"], help=queue_help)
+    dr.add_argument("--all", action="store_true", help="replay every dead letter of the queue")
+    dr.add_argument(
+        "message_ids", nargs="*", help="ids of the messages to replay (from `dlq list`)"
+    )
+    dp = _sub(dsub, "purge", "delete every dead letter of a queue")
+    dp.add_argument("--queue", required=True, choices=["standard", "ml"], help=queue_help)
     dlq.set_defaults(fn=cmd_dlq)
 
-    keys = sub.add_parser("keys", help="API keys")
-    ksub = keys.add_subparsers(dest="keys_cmd", required=True)
-    kc = ksub.add_parser("create")
-    kc.add_argument("name")
-    kc.add_argument("--admin", action="store_true")
-    ksub.add_parser("list")
-    kr = ksub.add_parser("revoke")
-    kr.add_argument("key_id")
+    keys = _sub(sub, "keys", "API keys (used when PIXTOOLS_AUTH=required)")
+    ksub = keys.add_subparsers(dest="keys_cmd", required=True, metavar="ACTION")
+    kc = _sub(ksub, "create", "create a key and print its secret once")
+    kc.add_argument("name", help="a label for the key (who or what uses it)")
+    kc.add_argument("--admin", action="store_true", help="the key may use the admin routes")
+    _sub(ksub, "list", "print every key: id, name, role, state, creation time")
+    kr = _sub(ksub, "revoke", "revoke a key at once")
+    kr.add_argument("key_id", help="the key's id (from `keys list`)")
     keys.set_defaults(fn=cmd_keys)
 
-    proc = sub.add_parser("process", help="run a spec on a local file without any service")
-    proc.add_argument("file")
-    proc.add_argument("--spec", required=True)
-    proc.add_argument("--out", default=".")
+    proc = _sub(sub, "process", "run a spec on a local image without any service")
+    proc.add_argument("file", help="the source image")
+    proc.add_argument(
+        "--spec",
+        required=True,
+        help="the job spec: inline JSON (starting with '{') or the path of a JSON file",
+    )
+    proc.add_argument("--out", default=".", help="folder to write the outputs into")
     proc.set_defaults(fn=cmd_process)
     return p
 
@@ -339,7 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fn: Callable[[argparse.Namespace], int] = args.fn
-    return fn(args)
+    try:
+        return fn(args)
+    except CliError as exc:
+        print(f"pixtools {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,9 +28,13 @@ def _doc(text: str, **meta: Any) -> Any:
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Every setting of PixTools. The field ``x`` is read from ``PIXTOOLS_X``."""
 
-    data_dir: Annotated[str, _doc("folder for the embedded SQLite file and local object store")] = (
-        ".pixtools"
-    )
+    data_dir: Annotated[
+        str,
+        _doc(
+            "folder for the embedded SQLite file and local object store; a relative path is "
+            "made absolute from the folder of the start (and logged)"
+        ),
+    ] = ".pixtools"
     database_url: Annotated[
         str, _doc("SQLAlchemy URL (postgresql+asyncpg://...); empty: SQLite in data_dir")
     ] = ""
@@ -55,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _doc("log level")
     ] = "INFO"
+    log_format: Annotated[
+        Literal["auto", "json", "text"],
+        _doc("log lines: json, text (human-readable), auto: text on a terminal, else json"),
+    ] = "auto"
     rate_limit_per_minute: Annotated[int, _doc("requests per key or client per minute", ge=0)] = 600
     trusted_proxies: Annotated[
         str,

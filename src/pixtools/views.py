@@ -1,4 +1,4 @@
-"""The job as the outside sees it (CONTRACT section 2): API responses and webhook bodies."""
+"""The job as the outside sees it (docs/api.md, "The job"): API responses and webhook bodies."""
 
 from __future__ import annotations
 

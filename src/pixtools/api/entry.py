@@ -15,7 +15,7 @@ from pixtools.settings import Settings
 
 def app_from_env() -> Litestar:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     configure_tracing("pixtools-api")
     configure_protocols(settings)  # this worker process's copy of the headers' deadline
     return create_app(settings, run_migrations=os.environ.get("PIXTOOLS__MIGRATE") == "1")

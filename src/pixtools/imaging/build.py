@@ -39,6 +39,9 @@ def build_info() -> dict[str, Any]:
     simd = _is_simd(version)
     avif = avif_codec()
     found = {name: bool(features.check(name)) for name in _FEATURES}
+    # Image.SAVE lists only the plugins loaded so far: load them all first (without this,
+    # a process that had not saved an image yet reported AVIF missing).
+    Image.init()
     found["avif"] = avif is not None and "AVIF" in Image.SAVE
     return {
         "pillow_version": version,

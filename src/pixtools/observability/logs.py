@@ -1,4 +1,5 @@
-"""One logger set-up: JSON lines on stderr (CloudWatch-friendly), trace ids when present."""
+"""One logger set-up on stderr: JSON lines (CloudWatch-friendly, trace ids when present), or
+human-readable lines when a person is watching a terminal."""
 
 from __future__ import annotations
 
@@ -29,10 +30,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Route all logging through one JSON handler on stderr."""
+class TextFormatter(logging.Formatter):
+    """``12:04:05 INFO  pixtools.api.app: message`` (and the traceback, if any)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """Route all logging through one handler on stderr: ``fmt`` json, text, or auto (text
+    when stderr is a terminal, else json)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    text = fmt == "text" or (fmt == "auto" and sys.stderr.isatty())
+    handler.setFormatter(TextFormatter() if text else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -17,11 +17,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Dimension = Annotated[int, msgspec.Meta(ge=1, le=16384, description="pixels, 1..16384")]
-Offset = Annotated[int, msgspec.Meta(ge=0, le=16384, description="pixels from the edge")]
-Factor = Annotated[float, msgspec.Meta(ge=0, le=4, description="0..4, 1 = unchanged")]
 Score = Annotated[float, msgspec.Meta(ge=0, le=1, description="minimum detection score, 0..1")]
-Quality = Annotated[int, msgspec.Meta(ge=1, le=100, description="encoder quality, 1..100")]
+
+
+def _d(text: str, **constraints: Any) -> msgspec.Meta:
+    """A param's description (shown by ``GET /api/v1/operations`` and docs/api.md)."""
+    return msgspec.Meta(description=text, **constraints)
+
 
 _HEX_COLOUR = re.compile(r"#?(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 
@@ -39,11 +41,28 @@ class Step(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, frozen=Tr
 class Resize(Step, tag="resize", frozen=True):
     """Scale into a box: contain/inside keep aspect, cover crops by gravity, fill stretches."""
 
-    width: Dimension | None = None
-    height: Dimension | None = None
-    fit: Literal["contain", "cover", "fill", "inside"] = "contain"
-    gravity: Literal["center", "north", "south", "east", "west", "smart"] = "center"
-    upscale: bool = False
+    width: (
+        Annotated[int, _d("box width in pixels, 1..16384; omitted: from height", ge=1, le=16384)]
+        | None
+    ) = None
+    height: (
+        Annotated[int, _d("box height in pixels, 1..16384; omitted: from width", ge=1, le=16384)]
+        | None
+    ) = None
+    fit: Annotated[
+        Literal["contain", "cover", "fill", "inside"],
+        _d(
+            "contain/inside: fit inside the box keeping the aspect ratio; cover: fill the box "
+            "and crop the overflow by gravity; fill: stretch to the box exactly"
+        ),
+    ] = "contain"
+    gravity: Annotated[
+        Literal["center", "north", "south", "east", "west", "smart"],
+        _d("which part cover keeps; smart: the most detailed region"),
+    ] = "center"
+    upscale: Annotated[
+        bool, _d("allow the result to be larger than the source (false: never enlarge)")
+    ] = False
 
     def __post_init__(self) -> None:
         if self.width is None and self.height is None:
@@ -53,17 +72,19 @@ class Resize(Step, tag="resize", frozen=True):
 class Crop(Step, tag="crop", frozen=True):
     """Cut the box (left, top, width, height); it must lie inside the image."""
 
-    left: Offset
-    top: Offset
-    width: Dimension
-    height: Dimension
+    left: Annotated[int, _d("pixels from the left edge, 0..16384", ge=0, le=16384)]
+    top: Annotated[int, _d("pixels from the top edge, 0..16384", ge=0, le=16384)]
+    width: Annotated[int, _d("width of the box in pixels, 1..16384", ge=1, le=16384)]
+    height: Annotated[int, _d("height of the box in pixels, 1..16384", ge=1, le=16384)]
 
 
 class Rotate(Step, tag="rotate", frozen=True):
     """Rotate counter-clockwise by ``degrees``, canvas expanded; multiples of 90 are lossless."""
 
-    degrees: float
-    background: str | None = None
+    degrees: Annotated[float, _d("angle, counter-clockwise; any finite number")]
+    background: (
+        Annotated[str, _d("hex colour of the uncovered corners (#rgb, #rrggbb, #rrggbbaa)")] | None
+    ) = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.degrees):
@@ -75,7 +96,9 @@ class Rotate(Step, tag="rotate", frozen=True):
 class Flip(Step, tag="flip", frozen=True):
     """Mirror horizontally or vertically."""
 
-    direction: Literal["horizontal", "vertical"]
+    direction: Annotated[
+        Literal["horizontal", "vertical"], _d("horizontal: left-right; vertical: top-bottom")
+    ]
 
 
 class Grayscale(Step, tag="grayscale", frozen=True):
@@ -85,42 +108,59 @@ class Grayscale(Step, tag="grayscale", frozen=True):
 class Blur(Step, tag="blur", frozen=True):
     """Gaussian blur with standard deviation ``sigma``."""
 
-    sigma: Annotated[float, msgspec.Meta(ge=0.1, le=100, description="0.1..100")]
+    sigma: Annotated[
+        float, _d("blur radius (standard deviation) in pixels, 0.1..100", ge=0.1, le=100)
+    ]
 
 
 class Sharpen(Step, tag="sharpen", frozen=True):
     """Unsharp mask."""
 
-    amount: Annotated[float, msgspec.Meta(ge=0, le=10, description="0..10")] = 1.0
-    radius: Annotated[float, msgspec.Meta(ge=0.1, le=10, description="0.1..10")] = 1.0
+    amount: Annotated[float, _d("strength of the mask, 0..10", ge=0, le=10)] = 1.0
+    radius: Annotated[float, _d("radius of the mask in pixels, 0.1..10", ge=0.1, le=10)] = 1.0
 
 
 class Adjust(Step, tag="adjust", frozen=True):
     """Brightness, contrast and saturation factors."""
 
-    brightness: Factor = 1.0
-    contrast: Factor = 1.0
-    saturation: Factor = 1.0
+    brightness: Annotated[float, _d("brightness factor, 0..4; 1 = unchanged", ge=0, le=4)] = 1.0
+    contrast: Annotated[float, _d("contrast factor, 0..4; 1 = unchanged", ge=0, le=4)] = 1.0
+    saturation: Annotated[
+        float, _d("colour saturation factor, 0..4; 0 = grey, 1 = unchanged", ge=0, le=4)
+    ] = 1.0
 
 
 class Watermark(Step, tag="watermark", frozen=True):
     """Overlay text in a corner or the centre, sized as a fraction of the image width."""
 
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    position: Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"] = (
-        "bottom-right"
-    )
-    opacity: Annotated[float, msgspec.Meta(ge=0, le=1, description="0..1")] = 0.5
-    size: Annotated[float, msgspec.Meta(gt=0, le=1, description="fraction of width")] = 0.05
+    text: Annotated[str, _d("the text, 1..200 characters", min_length=1, max_length=200)]
+    position: Annotated[
+        Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"],
+        _d("where the text goes"),
+    ] = "bottom-right"
+    opacity: Annotated[float, _d("0 = invisible, 1 = opaque", ge=0, le=1)] = 0.5
+    size: Annotated[
+        float, _d("text height as a fraction of the image width, (0, 1]", gt=0, le=1)
+    ] = 0.05
 
 
 class Convert(Step, tag="convert", frozen=True):
     """Encode to ``format``; must be the last step of an output."""
 
-    format: OutputFormat
-    quality: Quality | None = None
-    lossless: bool = False
-    progressive: bool = False
+    format: Annotated[OutputFormat, _d("the output's image format")]
+    quality: (
+        Annotated[
+            int,
+            _d(
+                "encoder quality 1..100, jpeg/webp/avif only; omitted: jpeg 85, webp 80, avif 60",
+                ge=1,
+                le=100,
+            ),
+        ]
+        | None
+    ) = None
+    lossless: Annotated[bool, _d("lossless encoding (webp and avif only)")] = False
+    progressive: Annotated[bool, _d("progressive JPEG (jpeg only)")] = False
 
     def __post_init__(self) -> None:
         if self.quality is not None and self.format not in LOSSY_FORMATS:
@@ -142,8 +182,8 @@ class BlurFaces(Step, tag="blur_faces", frozen=True):
     """Blur every detected face."""
 
     min_score: Score = 0.5
-    strength: Annotated[int, msgspec.Meta(ge=1, le=100, description="1..100")] = 50
-    shape: Literal["box", "ellipse"] = "ellipse"
+    strength: Annotated[int, _d("blur strength, 1..100", ge=1, le=100)] = 50
+    shape: Annotated[Literal["box", "ellipse"], _d("the blurred area around each face")] = "ellipse"
 
 
 class DetectFaces(Step, tag="detect_faces", frozen=True):

@@ -1,7 +1,7 @@
 """Object storage: S3 (any S3 API, through aioboto3) or a local folder, one interface.
 
-Keys follow CONTRACT section 6: ``raw/{job}/source.{ext}``, ``processed/{job}/{output}.{ext}``,
-``archives/{job}.zip``.
+Keys follow docs/api.md, "Storage layout": ``raw/{job}/source.{ext}``,
+``processed/{job}/{output}.{ext}``, ``archives/{job}.zip``.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ async def resolve_public(url: str, *, allow_private: bool = False) -> list[str]:
         for addr in addresses:
             if not is_public(ipaddress.ip_address(addr.split("%", 1)[0])):
                 raise UnsafeWebhookUrl(
-                    f"host {host!r} resolves to {addr}, a non-public address (refused)"
+                    f"host {host!r} resolves to {addr}, a non-public address (refused; "
+                    "PIXTOOLS_WEBHOOK_ALLOW_PRIVATE=true allows private destinations)"
                 )
     return addresses
 

@@ -16,7 +16,7 @@ from pixtools.worker.broker import build_broker
 from pixtools.worker.metrics import install as install_worker_metrics
 
 settings = Settings.from_env()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_format)
 configure_tracing("pixtools-worker")
 # Image work is batch work: on a shared host the API's requests go first. (In the
 # cluster, CPU requests/limits of separate pods decide; niceness only orders processes

@@ -140,6 +140,41 @@ def _writable(exif: Image.Exif, tag: int) -> bool:
     return True
 
 
+def _entry_cost(value: Any) -> int:
+    """About how many bytes an EXIF entry takes: 12 in its directory, plus its data."""
+    if isinstance(value, bytes | str):
+        return 12 + len(value)
+    if isinstance(value, tuple):
+        return 12 + 8 * len(value)
+    return 12
+
+
+def _shrink_exif(parsed: Image.Exif, size: int, limit: int) -> int:
+    """Drop the largest entries (of the first directory and the EXIF and GPS ones) until
+    the EXIF serialises within ``limit`` bytes; orientation stays. Returns how many."""
+    directories: list[dict[int, Any]] = [parsed]  # type: ignore[list-item]
+    directories += [parsed.get_ifd(t) for t in (_EXIF_IFD, 0x8825) if t in parsed]
+    entries = sorted(
+        (
+            (_entry_cost(d[tag]), n, tag)
+            for n, d in enumerate(directories)
+            for tag in d
+            if tag not in (_EXIF_IFD, 0x8825, EXIF_ORIENTATION)
+        ),
+        reverse=True,
+    )
+    excess, dropped = size - limit, 0
+    for cost, n, tag in entries:
+        del directories[n][tag]
+        dropped += 1
+        excess -= cost
+        if excess <= 0:  # the estimate says it fits: measure (rarely more than once)
+            excess = len(parsed.tobytes()) - limit
+            if excess <= 0:
+                break
+    return dropped
+
+
 def _exif_for_output(exif: bytes, warnings: list[str], limit: int | None) -> Image.Exif | None:
     """The source's descriptive EXIF, orientation 1, without what cannot be written back.
 
@@ -169,14 +204,7 @@ def _exif_for_output(exif: bytes, warnings: list[str], limit: int | None) -> Ima
         warnings.append(f"keep_metadata: the source's EXIF cannot be written, dropped ({exc})")
         return None
     if limit is not None and size > limit:
-        dropped = 0
-        for tag in sorted(parsed, key=lambda t: -len(repr(parsed[t]))):
-            if tag == EXIF_ORIENTATION:
-                continue
-            del parsed[tag]
-            dropped += 1
-            if len(parsed.tobytes()) <= limit:
-                break
+        dropped = _shrink_exif(parsed, size, limit)
         warnings.append(
             f"keep_metadata: the EXIF ({size:,} bytes) exceeds the format's {limit:,}; "
             f"its {dropped} largest entries were dropped"

@@ -275,8 +275,11 @@ async def test_unknown_job_and_not_ready_output(stack_client: httpx.AsyncClient)
     assert done["archive"] is None
 
 
-async def test_a_failing_output_makes_a_partial_job(stack_client: httpx.AsyncClient) -> None:
-    # After a resize the size is known only when it runs: the engine refuses the crop then.
+async def test_a_crop_outside_the_resized_image_is_refused_at_submit(
+    stack_client: httpx.AsyncClient,
+) -> None:
+    # Every step's size is computed from the source's at submit (spec/sizes.py), so a crop
+    # after a resize is judged there too, no longer failing its output when it runs.
     crop_outside = {
         "name": "bad",
         "steps": [
@@ -284,18 +287,10 @@ async def test_a_failing_output_makes_a_partial_job(stack_client: httpx.AsyncCli
             {"op": "crop", "left": 5000, "top": 0, "width": 10, "height": 10},
         ],
     }
-    job = (
-        await submit(stack_client, {"outputs": [THUMB, crop_outside]}, jpeg_bytes(400, 300))
-    ).json()
-    done = await wait_job(stack_client, job["id"])
-    assert done["status"] == "partial"
-    bad = next(o for o in done["outputs"] if o["name"] == "bad")
-    assert bad["status"] == "failed" and bad["error"] and bad["attempts"] == 1
-    assert (await stack_client.get(f"/api/v1/jobs/{job['id']}/outputs/bad")).status_code == 409
-    r = await stack_client.post(f"/api/v1/jobs/{job['id']}/retry")
-    assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "partial")
-    again = await wait_job(stack_client, job["id"])
-    assert again["status"] == "partial"  # the crop is still outside the image
+    resp = await submit(stack_client, {"outputs": [THUMB, crop_outside]}, jpeg_bytes(400, 300))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["extra"]["field"] == "outputs[1].steps[1].width"
+    assert "exceeds the image width 200" in resp.json()["detail"]
 
 
 async def test_redelivered_message_does_not_redo_work(
@@ -497,15 +492,12 @@ async def test_submission_is_documented_as_multipart(stack_client: httpx.AsyncCl
     assert body["required"] == ["file", "spec"] and body["properties"]["file"]["format"] == "binary"
 
 
-async def test_a_good_header_over_a_broken_body_fails_the_output_once_and_clearly(
+async def test_a_good_header_over_a_cut_body_is_422_at_submit(
     stack_client: httpx.AsyncClient,
 ) -> None:
     broken = jpeg_bytes(640, 480)
     broken = broken[: len(broken) * 6 // 10]  # the header parses; the scan data ends early
     resp = await submit(stack_client, {"outputs": [THUMB]}, broken)
-    assert resp.status_code == 202, resp.text  # only decoding finds the damage
-    done = await wait_job(stack_client, resp.json()["id"])
-    out = done["outputs"][0]
-    assert done["status"] == "failed"
-    assert out["status"] == "failed" and out["attempts"] == 1  # not retried: it cannot get better
-    assert "truncated" in out["error"].lower() or "corrupt" in out["error"].lower(), out["error"]
+    assert resp.status_code == 422, resp.text  # the container check finds the missing end
+    assert resp.json()["extra"]["field"] == "file"
+    assert "truncated" in resp.json()["detail"]

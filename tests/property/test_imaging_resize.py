@@ -4,15 +4,17 @@ rejected."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pixtools.imaging import OperationError, StepContext
+from pixtools.imaging import OperationError, StepContext, render_output
 from pixtools.imaging.ops import crop, resize
 from pixtools.imaging.ops.resize import resize_geometry
-from pixtools.spec.ops import Crop, Resize
+from pixtools.spec.ops import Convert, Crop, Resize, Rotate
 
 sides = st.integers(min_value=1, max_value=5000)
 box_sides = st.integers(min_value=1, max_value=16384)
@@ -105,3 +107,33 @@ def test_crop_is_inside_or_rejected(
     else:
         with pytest.raises(OperationError):
             crop(im, params, ctx)
+
+
+def _encoded(size: tuple[int, int], fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (90, 140, 200)).save(out, format=fmt)
+    return out.getvalue()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    width=st.integers(16, 3000),
+    height=st.integers(16, 3000),
+    p=resize_params().filter(lambda p: (p.width or 1) <= 1500 and (p.height or 1) <= 1500),
+    turn=st.sampled_from([0, 90]),
+)
+def test_a_jpeg_resizes_to_the_size_its_source_size_gives(
+    width: int, height: int, p: Resize, turn: int
+) -> None:
+    """A JPEG decoded at 1/2..1/8 scale still gets the output size computed from its own
+    size: the same as the same picture as PNG (4000x2667 -> width 200 was 200x134)."""
+    steps = [Rotate(degrees=turn), p, Convert(format="png")]
+    want = resize_geometry(*((height, width) if turn else (width, height)), p)[0]
+    for fmt in ("JPEG", "PNG"):
+        out = render_output(_encoded((width, height), fmt), steps, max_pixels=50_000_000)
+        assert (out.width, out.height) == want, fmt
+
+
+def test_the_reported_case_is_exact() -> None:
+    out = render_output(_encoded((4000, 2667), "JPEG"), [Resize(width=200)], max_pixels=50_000_000)
+    assert (out.width, out.height) == (200, 133)

@@ -125,9 +125,15 @@ class JobController(Controller):
             ) from None
 
         try:
-            check_against_source(spec, info.width, info.height)
-        except SpecError as exc:
-            raise field_error(exc.field, exc.message) from None
+            check_against_source(
+                spec,
+                info.width,
+                info.height,
+                source_format=info.format,
+                max_pixels=settings.max_pixels,
+            )
+        except SpecError as exc:  # 400, or 422 for a result over the pixel or format limits
+            raise field_error(exc.field, exc.message, exc.status) from None
 
         spec_data = spec_to_builtins(spec)
         filename = (form.filename or "upload")[-255:]

@@ -24,6 +24,10 @@ class StepContext:
     result: dict[str, Any] = field(default_factory=dict)
     to_source: tuple[float, float, float, float, float, float] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     xmp: bytes | None = None
+    #: Set while the image is a reduced-size (DCT-domain) decode: the upright size it stands
+    #: for. The first resize computes its geometry from it, so a JPEG gives the same output
+    #: size as the same picture in any other format; quarter turns swap it.
+    nominal_size: tuple[int, int] | None = None
 
     def compose(self, m: tuple[float, float, float, float, float, float]) -> None:
         """Record a geometric op: ``m`` maps the new image's points to the previous image's."""

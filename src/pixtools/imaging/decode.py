@@ -6,17 +6,19 @@ header, shrink JPEGs in the DCT domain when asked, decode, auto-orient, normalis
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
 
-from PIL import Image, ImageFile, features
+from PIL import Image, ImageChops, ImageFile, UnidentifiedImageError, features
 
 from pixtools.imaging.color import icc_colour_space, to_srgb
 from pixtools.imaging.errors import CorruptImage, ImageError, TooManyPixels, UnsupportedFormat
 from pixtools.imaging.formats import FORMATS, sniff_format
 from pixtools.imaging.limits import apply_decoder_limits, check_pixels
+from pixtools.imaging.structure import check_structure, gif_frames
 
 EXIF_ORIENTATION = 0x0112
 # Orientation tag value -> the transposition that displays the image upright.
@@ -70,18 +72,36 @@ def avif_codec() -> str | None:
     return "pillow-avif-plugin"
 
 
+# Python object reprs (``<_io.BytesIO object at 0x7fa9...>``) say nothing to a client and
+# tell an attacker about the process: they never reach a message.
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
 def _corrupt(fmt: str, exc: BaseException) -> CorruptImage:
-    detail = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, UnidentifiedImageError):
+        return CorruptImage(f"corrupt or truncated {fmt.upper()} image: its header cannot be read")
+    detail = _OBJECT_REPR.sub("the upload", str(exc)).strip() or type(exc).__name__
     return CorruptImage(f"corrupt or truncated {fmt.upper()} image: {detail}")
 
 
+def _bomb(exc: BaseException, max_pixels: int | None) -> TooManyPixels:
+    """Pillow's bomb error in our words: its text names twice its threshold as the limit."""
+    found = _BOMB_PIXELS.search(str(exc))
+    declared = f" ({int(found[1]):,} pixels)" if found else ""
+    limit = f" of {max_pixels:,} pixels" if max_pixels is not None else ""
+    return TooManyPixels(f"the image{declared} exceeds the pixel limit{limit}")
+
+
 def open_source(
-    data: bytes | bytearray, max_pixels: int | None
+    data: bytes | bytearray, max_pixels: int | None, *, count_frames: bool = True
 ) -> tuple[ImageFile.ImageFile, str, int]:
-    """Open lazily (header only); return the image, our format name and its frame count.
+    """Open lazily (header only); check the file is whole; return the image, our format
+    name and its frame count (1 when ``count_frames`` is off: a decode needs frame 0 only).
 
     With ``max_pixels`` the declared pixels (all frames) are checked and Pillow's own limit
-    is set; without it (metadata only, no decode follows) neither is touched.
+    is set; without it (metadata only, no decode follows) neither is touched. A file cut
+    short or inconsistent in its container is ``CorruptImage`` (``structure.py``).
     """
     if max_pixels is not None:
         apply_decoder_limits(max_pixels)
@@ -99,15 +119,27 @@ def open_source(
             raise CorruptImage(f"{fmt.upper()} header declares an empty image")
         if max_pixels is not None:
             check_pixels(width, height, 1, max_pixels)
-        frames = int(getattr(im, "n_frames", 1) or 1)
+        check_structure(fmt, data, im)
+        frames = 1
+        if fmt == "gif":
+            # Walked once, bounded: Pillow's count seeks frame by frame (11 s for 700,000).
+            bound = max_pixels // (width * height) if max_pixels is not None else 1 << 62
+            frames = gif_frames(data, bound)
+            if frames > bound:
+                raise TooManyPixels(
+                    f"image declares over {bound * width * height:,} pixels ({width}x{height} "
+                    f"in {frames} frames or more); the limit is {max_pixels:,}"
+                )
+        elif count_frames:
+            frames = int(getattr(im, "n_frames", 1) or 1)
         if max_pixels is not None:
             check_pixels(width, height, frames, max_pixels)
-        if frames > 1:
+        if frames > 1 and fmt != "gif":
             im.seek(0)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise TooManyPixels(f"image exceeds the pixel limit: {exc}") from None
+        raise _bomb(exc, max_pixels) from None
     except MemoryError:
         raise TooManyPixels("image header declares more data than can be held") from None
     except Exception as exc:
@@ -123,6 +155,35 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+@cache
+def library_uprights(fmt: str) -> bool:
+    """Does the image library itself apply the orientation tag of ``fmt`` files on open?
+
+    Pillow 13 uprights TIFFs as it opens them (the size it reports is already upright, and
+    loading turns the pixels and drops the tag); pillow-simd 12.1 and every earlier Pillow
+    leave that to the caller, and no version does it for JPEG, PNG, WebP or AVIF so far.
+    Rather than trust a version number, this asks the library: a 2x1 image saved with
+    orientation 6 (a quarter turn) opens as 1x2 exactly when the library turns it.
+    """
+    if fmt == "avif" and avif_codec() is None:
+        return False
+    sample = Image.new("L", (2, 1))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    buf = BytesIO()
+    try:
+        sample.save(buf, format=FORMATS[fmt].pil_name, exif=exif)
+        with Image.open(BytesIO(buf.getvalue()), formats=[FORMATS[fmt].pil_name]) as back:
+            return back.size == (1, 2)
+    except Exception:  # a format the library cannot write here carries no tag it turns
+        return False
+
+
+def pending_orientation(im: Image.Image, fmt: str) -> int:
+    """The EXIF orientation still to apply to ``im`` (1 when the library applies it)."""
+    return 1 if library_uprights(fmt) else _orientation(im)
+
+
 def probe(data: bytes | bytearray, *, max_pixels: int) -> SourceInfo:
     """Format, upright dimensions and frame count from the header; never decodes pixels.
 
@@ -131,7 +192,7 @@ def probe(data: bytes | bytearray, *, max_pixels: int) -> SourceInfo:
     im, fmt, frames = open_source(data, max_pixels)
     with im:
         width, height = im.size
-        if _orientation(im) in (5, 6, 7, 8):
+        if pending_orientation(im, fmt) in (5, 6, 7, 8):
             width, height = height, width
         return SourceInfo(fmt, FORMATS[fmt].content_type, width, height, frames)
 
@@ -158,6 +219,12 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, by
     """Bring any decoded mode to L, LA, RGB or RGBA; convert CMYK/Lab to sRGB."""
     mode = im.mode
     space = icc_colour_space(icc)
+    if mode in ("RGB", "L") and im.info.get("transparency") is not None:
+        # A transparent key colour (PNG tRNS on RGB or grey): pixels of that colour are
+        # transparent. As alpha, every output format sees it (GIF, WebP and AVIF did not).
+        keyed = _key_to_alpha(im)
+        if keyed is not None:
+            return keyed, icc if space == ("RGB" if mode == "RGB" else "GRAY") else None
     if mode in ("RGB", "RGBA"):
         return im, icc if space == "RGB" else None
     if mode in ("L", "LA"):
@@ -184,6 +251,27 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, by
     return im.convert("RGBA" if "A" in im.getbands() else "RGB"), None
 
 
+def _key_to_alpha(im: Image.Image) -> Image.Image | None:
+    """``im`` (RGB or L) with its transparent key colour as an alpha channel, or None when
+    the key is unusable (then the pixels are taken as opaque)."""
+    key = im.info.get("transparency")
+    bands = 3 if im.mode == "RGB" else 1
+    if isinstance(key, int) and bands == 1:
+        key = (key,)
+    if not (isinstance(key, tuple) and len(key) == bands and all(isinstance(v, int) for v in key)):
+        return None
+    # Compare every band with the key: the pixel is transparent where all of them match.
+    bands_and_keys = zip(im.split(), key, strict=True)
+    masks = [band.point(lambda v, k=k: 0 if v == k else 255) for band, k in bands_and_keys]
+    alpha = masks[0]
+    for mask in masks[1:]:
+        alpha = ImageChops.lighter(alpha, mask)
+    out = im.copy()
+    out.info.pop("transparency", None)
+    out.putalpha(alpha)
+    return out
+
+
 DraftPlanner = Callable[[tuple[int, int]], tuple[int, int] | None]
 
 
@@ -196,9 +284,9 @@ def decode(
     a JPEG then decodes at 1/2, 1/4 or 1/8 scale in the DCT domain, staying at least that
     large. The caller plans one only when its pipeline starts by shrinking.
     """
-    im, fmt, _frames = open_source(data, max_pixels)
+    im, fmt, _frames = open_source(data, max_pixels, count_frames=False)
     try:
-        upright = _orientation(im)
+        upright = pending_orientation(im, fmt)
         width, height = im.size
         source_size = (height, width) if upright in (5, 6, 7, 8) else (width, height)
         want = plan_draft(source_size) if plan_draft is not None and fmt == "jpeg" else None
@@ -215,7 +303,7 @@ def decode(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise TooManyPixels(f"image exceeds the pixel limit of {max_pixels:,}: {exc}") from None
+        raise _bomb(exc, max_pixels) from None
     except MemoryError:
         raise TooManyPixels("image needs more memory to decode than can be held") from None
     except Exception as exc:

@@ -13,7 +13,7 @@ import re
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageFile, PngImagePlugin
+from PIL import ExifTags, Image, ImageFile, PngImagePlugin
 
 from pixtools.imaging.color import to_srgb
 from pixtools.imaging.context import StepContext
@@ -86,13 +86,131 @@ def _to_gif_palette(im: Image.Image) -> Image.Image:
     return pal
 
 
-def _exif_for_output(exif: bytes) -> Image.Exif | None:
+# The first directory's tags that describe the picture. Everything else there describes the
+# file it came from (size, strips, tiles, compression, colour model, sample layout): copied
+# into a resized TIFF it declared the old size and read as truncated.
+_DESCRIPTIVE_TAGS = frozenset(
+    {
+        0x010D,  # DocumentName
+        0x010E,  # ImageDescription
+        0x010F,  # Make
+        0x0110,  # Model
+        0x0112,  # Orientation (reset to 1)
+        0x011A,  # XResolution
+        0x011B,  # YResolution
+        0x011D,  # PageName
+        0x0128,  # ResolutionUnit
+        0x0131,  # Software
+        0x0132,  # DateTime
+        0x013B,  # Artist
+        0x013C,  # HostComputer
+        0x4746,  # Rating
+        0x4749,  # RatingPercent
+        0x8298,  # Copyright
+        0x83BB,  # IPTC
+        0x8769,  # the EXIF sub-directory
+        0x8825,  # the GPS sub-directory
+        0x9C9B,  # XPTitle
+        0x9C9C,  # XPComment
+        0x9C9D,  # XPAuthor
+        0x9C9E,  # XPKeywords
+        0x9C9F,  # XPSubject
+    }
+)
+_EXIF_IFD = 0x8769
+# In the EXIF sub-directory: the pixel size of the original, wrong for any resized output.
+_SOURCE_SIZE_TAGS = (0xA002, 0xA003)
+# JPEG keeps EXIF and XMP in one APP1 segment each: 65,533 bytes less their headers.
+_JPEG_MAX_EXIF = 65_533 - 6
+_JPEG_MAX_XMP = 65_533 - 29
+
+
+def _tag_name(tag: int) -> str:
+    name = ExifTags.TAGS.get(tag)
+    return f"0x{tag:04X} ({name})" if name else f"0x{tag:04X}"
+
+
+def _writable(exif: Image.Exif, tag: int) -> bool:
+    single = Image.Exif()
+    single[tag] = exif[tag]
+    try:
+        single.tobytes()
+    except Exception:
+        return False
+    return True
+
+
+def _entry_cost(value: Any) -> int:
+    """About how many bytes an EXIF entry takes: 12 in its directory, plus its data."""
+    if isinstance(value, bytes | str):
+        return 12 + len(value)
+    if isinstance(value, tuple):
+        return 12 + 8 * len(value)
+    return 12
+
+
+def _shrink_exif(parsed: Image.Exif, size: int, limit: int) -> int:
+    """Drop the largest entries (of the first directory and the EXIF and GPS ones) until
+    the EXIF serialises within ``limit`` bytes; orientation stays. Returns how many."""
+    directories: list[dict[int, Any]] = [parsed]  # type: ignore[list-item]
+    directories += [parsed.get_ifd(t) for t in (_EXIF_IFD, 0x8825) if t in parsed]
+    entries = sorted(
+        (
+            (_entry_cost(d[tag]), n, tag)
+            for n, d in enumerate(directories)
+            for tag in d
+            if tag not in (_EXIF_IFD, 0x8825, EXIF_ORIENTATION)
+        ),
+        reverse=True,
+    )
+    excess, dropped = size - limit, 0
+    for cost, n, tag in entries:
+        del directories[n][tag]
+        dropped += 1
+        excess -= cost
+        if excess <= 0:  # the estimate says it fits: measure (rarely more than once)
+            excess = len(parsed.tobytes()) - limit
+            if excess <= 0:
+                break
+    return dropped
+
+
+def _exif_for_output(exif: bytes, warnings: list[str], limit: int | None) -> Image.Exif | None:
+    """The source's descriptive EXIF, orientation 1, without what cannot be written back.
+
+    Each tag the library cannot serialise (a resolution stored as text, a broken rational)
+    is dropped and named in ``warnings``; so are the largest tags when the whole exceeds
+    ``limit`` bytes (JPEG's segment size), until it fits.
+    """
     try:
         parsed = Image.Exif()
         parsed.load(exif)
+        for tag in [t for t in parsed if t not in _DESCRIPTIVE_TAGS]:
+            del parsed[tag]
+        sub = parsed.get_ifd(_EXIF_IFD) if _EXIF_IFD in parsed else {}
+        for tag in _SOURCE_SIZE_TAGS:
+            sub.pop(tag, None)
         parsed[EXIF_ORIENTATION] = 1
-    except Exception:  # malformed EXIF is dropped rather than failing the output
+    except Exception as exc:  # malformed EXIF is dropped rather than failing the output
+        warnings.append(f"keep_metadata: the source's EXIF cannot be read, dropped ({exc})")
         return None
+    for tag in list(parsed):
+        if tag not in (_EXIF_IFD, 0x8825) and not _writable(parsed, tag):
+            del parsed[tag]
+            warnings.append(f"keep_metadata: EXIF tag {_tag_name(tag)} cannot be written, dropped")
+    try:
+        size = len(parsed.tobytes())
+    except Exception as exc:
+        warnings.append(f"keep_metadata: the source's EXIF cannot be written, dropped ({exc})")
+        return None
+    if limit is not None and size > limit:
+        dropped = _shrink_exif(parsed, size, limit)
+        warnings.append(
+            f"keep_metadata: the EXIF ({size:,} bytes) exceeds the format's {limit:,}; "
+            f"its {dropped} largest entries were dropped"
+        )
+        if len(parsed.tobytes()) > limit:
+            return None
     return parsed
 
 
@@ -131,14 +249,24 @@ def _detached(im: Image.Image) -> Image.Image:
     """The pixels without the decoder's file object (whose tags TIFF would re-save)."""
     if isinstance(im, ImageFile.ImageFile):
         im = im._new(im.im)
-    im.info = {k: v for k, v in im.info.items() if k == "transparency"}
+    # Only a palette's transparent index is pixel data; anything else in ``info`` (another
+    # mode's key colour, the source's tags) must not reach the encoder.
+    trns = im.info.get("transparency")
+    im.info = {"transparency": trns} if im.mode == "P" and isinstance(trns, int) else {}
     return im
 
 
-def _metadata_options(fmt: str, ctx: StepContext) -> dict[str, Any]:
-    """``save`` options that copy the source's EXIF (orientation 1) and XMP."""
-    exif = _exif_for_output(ctx.exif) if ctx.exif else None
+def _metadata_options(fmt: str, ctx: StepContext, warnings: list[str]) -> dict[str, Any]:
+    """``save`` options that copy the source's EXIF (orientation 1) and XMP, less what the
+    format cannot hold (noted in ``warnings``)."""
+    exif_limit = _JPEG_MAX_EXIF if fmt == "jpeg" else None
+    exif = _exif_for_output(ctx.exif, warnings, exif_limit) if ctx.exif else None
     xmp = _xmp_for_output(ctx.xmp) if ctx.xmp else None
+    if xmp is not None and fmt == "jpeg" and len(xmp) > _JPEG_MAX_XMP:
+        warnings.append(
+            f"keep_metadata: the XMP ({len(xmp):,} bytes) exceeds JPEG's {_JPEG_MAX_XMP:,}, dropped"
+        )
+        xmp = None
     options: dict[str, Any] = {}
     if fmt == "tiff":
         # TIFF's EXIF is its own IFD: XMP is a tag in it (``tiffinfo`` would replace it).
@@ -164,6 +292,15 @@ def _metadata_options(fmt: str, ctx: StepContext) -> dict[str, Any]:
     return options
 
 
+_METADATA_OPTIONS = ("exif", "xmp", "pnginfo", "tiffinfo")
+
+
+def _save(im: Image.Image, fmt: str, options: dict[str, Any]) -> bytes:
+    out = BytesIO()
+    im.save(out, format=FORMATS[fmt].pil_name, **options)
+    return out.getvalue()
+
+
 def encode(im: Image.Image, fmt: str, params: Convert | None, ctx: StepContext) -> bytes:
     """Encode prepared pixels (see ``prepare_for_format``) to ``fmt``."""
     info = FORMATS[fmt]
@@ -173,13 +310,28 @@ def encode(im: Image.Image, fmt: str, params: Convert | None, ctx: StepContext) 
     options = encoder_options(fmt, params)
     if ctx.icc_profile is not None and info.has_icc:
         options["icc_profile"] = ctx.icc_profile
+    warnings: list[str] = []
+    plain = dict(options)
     if ctx.keep_metadata:
-        options |= _metadata_options(fmt, ctx)
-    out = BytesIO()
+        options |= _metadata_options(fmt, ctx, warnings)
     try:
-        im.save(out, format=info.pil_name, **options)
+        try:
+            data = _save(im, fmt, options)
+        except Exception as exc:
+            if options == plain:
+                raise
+            # The metadata is what the encoder refused (the pixels alone are tried next):
+            # the output is made without it rather than failed, and the job says so.
+            data = _save(im, fmt, plain)
+            kept = ", ".join(k for k in _METADATA_OPTIONS if k in options)
+            warnings.append(
+                f"keep_metadata: the {fmt} encoder refused the metadata ({kept}: "
+                f"{exc}); the output has none"
+            )
     except Exception as exc:  # an encoder refusing these pixels fails the same way every time
         raise OperationError(
             f"cannot encode {im.mode} {im.width}x{im.height} as {fmt}: {exc}"
         ) from None
-    return out.getvalue()
+    if warnings:
+        ctx.result.setdefault("warnings", []).extend(warnings)
+    return data

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageCms, TiffImagePlugin
 
-from pixtools.imaging.decode import EXIF_ORIENTATION, open_source
+from pixtools.imaging.decode import EXIF_ORIENTATION, library_uprights, open_source
 from pixtools.imaging.formats import FORMATS
 
 _MAX_TEXT = 1024
@@ -206,7 +206,8 @@ def extract_metadata(data: bytes | bytearray, *, max_pixels: int | None = None) 
             orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
         except Exception:
             orientation = 1
-        if orientation in (5, 6, 7, 8):
+        # The size the library reports is upright already where it applies the tag itself.
+        if orientation in (5, 6, 7, 8) and not library_uprights(fmt):
             width, height = height, width
         icc = im.info.get("icc_profile")
         facts: dict[str, Any] = {

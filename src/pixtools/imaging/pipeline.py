@@ -16,8 +16,8 @@ from PIL import Image
 from pixtools.imaging.context import StepContext
 from pixtools.imaging.decode import decode
 from pixtools.imaging.encode import encode, prepare_for_format
+from pixtools.imaging.errors import ImageError, OperationError, TooManyPixels
 from pixtools.imaging.formats import FORMATS
-from pixtools.imaging.ops.resize import resize_geometry
 from pixtools.observability.metrics import OP_SECONDS
 from pixtools.spec.ops import (
     OPS,
@@ -30,6 +30,7 @@ from pixtools.spec.ops import (
     Step,
     op_of,
 )
+from pixtools.spec.sizes import format_size_problem, pixels_problem, resize_geometry, step_sizes
 
 OpFunction = Callable[[Image.Image, Any, StepContext], Image.Image]
 
@@ -68,6 +69,23 @@ def _op_name(step: Step) -> str:
     tag = type(step).__struct_config__.tag
     assert isinstance(tag, str)
     return tag
+
+
+def _apply(step: Step, index: int, im: Image.Image, ctx: StepContext) -> Image.Image:
+    """Run one step. A standard op is a pure function of the pixels and its params, so any
+    error it raises is permanent: it becomes an ``OperationError`` naming the step (which
+    the worker does not retry) instead of three attempts at the same failure."""
+    name = _op_name(step)
+    try:
+        return op_function(name)(im, step, ctx)
+    except (ImageError, MemoryError):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooManyPixels(f"step {index} ({name}): {exc}") from None
+    except Exception as exc:
+        if OPS[name].queue != "standard":
+            raise  # ML runtimes also fail for reasons of their own (models, sessions)
+        raise OperationError(f"step {index} ({name}) failed: {exc}") from None
 
 
 def draft_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int] | None:
@@ -126,6 +144,7 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
         xmp=decoded.xmp,
     )
     if im.size != decoded.source_size:  # decoded smaller in the DCT domain
+        ctx.nominal_size = decoded.source_size
         ctx.compose(
             (
                 decoded.source_size[0] / im.width,
@@ -136,9 +155,15 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
                 0.0,
             )
         )
-    for step in steps:
+    # The render-time guard: the same sizes the API checked at submit, checked again before
+    # any step allocates (a job submitted under an older limit, or by another client).
+    for j, (width, height) in enumerate(step_sizes(steps, *decoded.source_size)):
+        problem = pixels_problem(width, height, max_pixels)
+        if problem is not None:
+            raise TooManyPixels(f"step {j} ({_op_name(steps[j])}): {problem}")
+    for j, step in enumerate(steps):
         with OP_SECONDS.labels(_op_name(step)).time():
-            im = op_function(_op_name(step))(im, step, ctx)
+            im = _apply(step, j, im, ctx)
 
     if steps and all(OPS[_op_name(s)].kind == "analysis" for s in steps):
         return Rendered(None, None, None, None, None, None, ctx.result)
@@ -147,6 +172,9 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
     fmt = convert.format if convert is not None else decoded.format
     if convert is None:
         im = prepare_for_format(im, fmt, ctx)
+    problem = format_size_problem(fmt, im.width, im.height)
+    if problem is not None:
+        raise OperationError(problem)
     with OP_SECONDS.labels("encode").time():
         data = encode(im, fmt, convert, ctx)
     info = FORMATS[fmt]

@@ -7,12 +7,14 @@ filled in out, or a ``SpecError`` naming the field path (``outputs[0].steps[1].q
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import msgspec
 
-from pixtools.spec.ops import AnyStep, Convert, Crop, Queue, Rotate, Step, op_of
+from pixtools.spec.ops import AnyStep, Convert, Crop, Queue, Step, Watermark, op_of
+from pixtools.spec.sizes import format_size_problem, pixels_problem, step_size, step_sizes
 
 # ``$`` alone also matches before a final newline (msgspec applies patterns with
 # ``re.search``); ``$(?!\n)`` is the true end in Python and reads the same in the OpenAPI
@@ -56,6 +58,9 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class SpecError(ValueError):
     """A spec that cannot be accepted; ``field`` is the path of the offending value."""
 
+    #: The HTTP status the API answers with: 400 for a spec wrong in itself.
+    status = 400
+
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
@@ -91,6 +96,16 @@ def _check_webhook_url(url: str) -> None:
         raise SpecError("webhook_url", "must not carry credentials")
 
 
+def _check_watermark_text(field: str, text: str) -> None:
+    # Control characters (newlines, tabs, NUL...) have no glyphs and fail the text layout
+    # (raqm_layout() failed): refused here, at submit, not after the worker tried.
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise SpecError(field, f"must not contain control characters (found U+{ord(bad):04X})")
+    if not text.strip():
+        raise SpecError(field, "must contain something to draw, not only spaces")
+
+
 def _check(spec: JobSpec) -> JobSpec:
     seen: set[str] = set()
     for i, out in enumerate(spec.outputs):
@@ -100,6 +115,9 @@ def _check(spec: JobSpec) -> JobSpec:
         for j, step in enumerate(out.steps[:-1]):
             if isinstance(step, Convert):
                 raise SpecError(f"outputs[{i}].steps[{j}].op", "convert must be the last step")
+        for j, step in enumerate(out.steps):
+            if isinstance(step, Watermark):
+                _check_watermark_text(f"outputs[{i}].steps[{j}].text", step.text)
     if spec.webhook_url is not None:
         _check_webhook_url(spec.webhook_url)
     if spec.archive is None:
@@ -129,35 +147,53 @@ def steps_from_builtins(data: object) -> list[Step]:
     return list(msgspec.convert(data, type=list[AnyStep]))
 
 
-_SIZE_KEEPING = frozenset(
-    {
-        "grayscale",
-        "blur",
-        "sharpen",
-        "adjust",
-        "watermark",
-        "keep_metadata",
-        "convert",
-        "flip",
-        "blur_faces",
-        "detect_faces",
-        "ocr",
-        "moderate",
-    }
-)
+class ResultTooLarge(SpecError):
+    """A spec valid in itself whose result, for this source, exceeds a limit (422)."""
+
+    status = 422
 
 
-def check_against_source(spec: JobSpec, width: int, height: int) -> None:
-    """Refuse, at submit, crops that cannot fit the (auto-oriented) source.
+def check_result_sizes(
+    spec: JobSpec, width: int, height: int, source_format: str, max_pixels: int
+) -> None:
+    """Refuse, at submit, any output whose steps would make an image over ``max_pixels`` or
+    one its format cannot store; the error names the step. Every step's size is computed
+    from the (auto-oriented) source size by the engine's own geometry."""
+    for i, out in enumerate(spec.outputs):
+        sizes = step_sizes(out.steps, width, height)
+        for j, (w, h) in enumerate(sizes):
+            problem = pixels_problem(w, h, max_pixels)
+            if problem is not None:
+                raise ResultTooLarge(f"outputs[{i}].steps[{j}]", problem)
+        if out.analysis_only:
+            continue
+        last = len(out.steps) - 1
+        convert = out.convert
+        problem = format_size_problem(
+            convert.format if convert is not None else source_format, *sizes[-1]
+        )
+        if problem is not None:
+            field = f"outputs[{i}].steps[{last}]" + (".format" if convert is not None else "")
+            raise ResultTooLarge(field, problem)
 
-    The image size is followed through the steps while it is known exactly (ops that keep
-    it, flips, quarter turns, crops); after a resize or a free rotation the check stops
-    and the engine refuses an impossible crop when it runs.
+
+def check_against_source(
+    spec: JobSpec,
+    width: int,
+    height: int,
+    *,
+    source_format: str | None = None,
+    max_pixels: int | None = None,
+) -> None:
+    """Refuse, at submit, crops that cannot fit the (auto-oriented) source, and (given the
+    source's format and the pixel limit) results over the limits (``ResultTooLarge``).
+
+    Each step's input size is known exactly from the source's (``pixtools.spec.sizes``, the
+    geometry the engine renders with), so a crop after a resize or a rotation is judged too.
     """
     for i, out in enumerate(spec.outputs):
         w, h = width, height
         for j, step in enumerate(out.steps):
-            name = op_of(step).name
             if isinstance(step, Crop):
                 if step.left + step.width > w:
                     raise SpecError(
@@ -169,9 +205,6 @@ def check_against_source(spec: JobSpec, width: int, height: int) -> None:
                         f"outputs[{i}].steps[{j}].height",
                         f"top + height = {step.top + step.height} exceeds the image height {h}",
                     )
-                w, h = step.width, step.height
-            elif isinstance(step, Rotate) and step.degrees % 90 == 0:
-                if step.degrees % 180:
-                    w, h = h, w
-            elif name not in _SIZE_KEEPING:
-                break
+            w, h = step_size(step, w, h)
+    if source_format is not None and max_pixels is not None:
+        check_result_sizes(spec, width, height, source_format, max_pixels)

@@ -3,15 +3,13 @@ ops can report boxes in source pixels."""
 
 from __future__ import annotations
 
-import math
-
 from PIL import Image
 
 from pixtools.imaging.context import StepContext
 from pixtools.imaging.errors import OperationError
 from pixtools.spec.ops import Crop, Flip, Rotate
+from pixtools.spec.sizes import Matrix, rotation_matrix
 
-Matrix = tuple[float, float, float, float, float, float]
 RGBA = tuple[int, int, int, int]
 
 _WHITE: RGBA = (255, 255, 255, 255)
@@ -72,25 +70,6 @@ _TRANSPOSE = {
 }
 
 
-def rotation_matrix(width: int, height: int, degrees: float) -> tuple[tuple[int, int], Matrix]:
-    """Canvas size and the output->input affine map of a counter-clockwise rotation with
-    the canvas expanded to hold the whole image (the same map ``Image.rotate`` builds)."""
-    angle = -math.radians(degrees % 360.0)
-    cos, sin = round(math.cos(angle), 15), round(math.sin(angle), 15)
-    cx, cy = width / 2, height / 2
-    a, b, d, e = cos, sin, -sin, cos
-    c = a * -cx + b * -cy + cx
-    f = d * -cx + e * -cy + cy
-    xs, ys = [], []
-    for x, y in ((0, 0), (width, 0), (width, height), (0, height)):
-        xs.append(a * x + b * y + c)
-        ys.append(d * x + e * y + f)
-    nw = math.ceil(max(xs)) - math.floor(min(xs))
-    nh = math.ceil(max(ys)) - math.floor(min(ys))
-    ox, oy = -(nw - width) / 2.0, -(nh - height) / 2.0
-    return (nw, nh), (a, b, a * ox + b * oy + c, d, e, d * ox + e * oy + f)
-
-
 def rotate(im: Image.Image, p: Rotate, ctx: StepContext) -> Image.Image:
     """Rotate counter-clockwise. Multiples of 90 are exact transpositions; other angles
     resample bicubically onto an expanded canvas filled with ``background`` (default:
@@ -107,6 +86,8 @@ def rotate(im: Image.Image, p: Rotate, ctx: StepContext) -> Image.Image:
             3: (0.0, 1.0, 0.0, -1.0, 0.0, float(height)),
         }[k]
         ctx.compose(m)
+        if ctx.nominal_size is not None and k % 2:
+            ctx.nominal_size = (ctx.nominal_size[1], ctx.nominal_size[0])
         return im.transpose(_TRANSPOSE[k])
     if p.background is not None:
         colour = parse_colour(p.background)

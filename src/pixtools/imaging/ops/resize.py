@@ -1,5 +1,6 @@
 """``resize``: contain/inside, cover (with gravity, ``smart`` included), fill; no enlarging
-unless ``upscale``. The geometry is a pure function of sizes (``resize_geometry``)."""
+unless ``upscale``. The geometry is a pure function of sizes (``resize_geometry``, in
+``pixtools.spec.sizes`` so the API predicts every output size with the same code)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from PIL import Image, ImageFilter
 
 from pixtools.imaging.context import StepContext
 from pixtools.spec.ops import Resize
+from pixtools.spec.sizes import Box, resize_geometry
 
 # Pillow shrinks by an integer factor with reduce() (a fast box average) until the image is
 # within REDUCING_GAP times the target, then resamples with Lanczos: same look, a fraction of
@@ -15,47 +17,7 @@ REDUCING_GAP = 2.0
 RESAMPLE = Image.Resampling.LANCZOS
 _SMART_SIDE = 256  # detail is scored on a thumbnail at most this large
 
-Box = tuple[float, float, float, float]
-
-
-def resize_geometry(width: int, height: int, p: Resize) -> tuple[tuple[int, int], Box]:
-    """Output size and the region of the input it is made from, for an input of that size.
-
-    contain/inside: the largest size inside the box keeping aspect. cover: the box exactly,
-    from the largest region of the box's aspect (placed by gravity; ``smart`` is centred
-    here and placed by ``resize``). fill: the box exactly, stretched. With one dimension
-    given every mode keeps aspect. Without ``upscale`` no axis grows: a box larger than the
-    image is first scaled down, keeping its aspect, until it fits.
-    """
-    full: Box = (0.0, 0.0, float(width), float(height))
-    bw, bh = p.width, p.height
-    if p.fit in ("contain", "inside") or bw is None or bh is None:
-        scales = [s for s in (bw and bw / width, bh and bh / height) if s]
-        scale = min(scales)
-        if not p.upscale:
-            scale = min(scale, 1.0)
-        size = (
-            bw if bw is not None and scale == bw / width else max(1, round(width * scale)),
-            bh if bh is not None and scale == bh / height else max(1, round(height * scale)),
-        )
-        return size, full
-    if not p.upscale:
-        k = min(1.0, width / bw, height / bh)
-        bw, bh = max(1, min(width, round(bw * k))), max(1, min(height, round(bh * k)))
-    if p.fit == "fill":
-        return (bw, bh), full
-    scale = max(bw / width, bh / height)
-    rw, rh = min(float(width), bw / scale), min(float(height), bh / scale)
-    left, top = (width - rw) / 2, (height - rh) / 2
-    if p.gravity == "north":
-        top = 0.0
-    elif p.gravity == "south":
-        top = height - rh
-    elif p.gravity == "west":
-        left = 0.0
-    elif p.gravity == "east":
-        left = width - rw
-    return (bw, bh), (left, top, left + rw, top + rh)
+__all__ = ["resize", "resize_geometry", "smart_region"]
 
 
 def _best_offset(profile: list[float], window: int) -> int:
@@ -101,8 +63,17 @@ def smart_region(im: Image.Image, region: Box) -> Box:
 
 
 def resize(im: Image.Image, p: Resize, ctx: StepContext) -> Image.Image:
-    """Scale into the box per ``fit``; returns ``im`` itself when nothing would change."""
-    size, region = resize_geometry(im.width, im.height, p)
+    """Scale into the box per ``fit``; returns ``im`` itself when nothing would change.
+
+    The geometry comes from the source's size even when the decoder delivered a smaller
+    draft (``ctx.nominal_size``): rounding the draft's size would move the output a pixel.
+    """
+    nominal = ctx.nominal_size or im.size
+    ctx.nominal_size = None
+    size, region = resize_geometry(nominal[0], nominal[1], p)
+    if nominal != im.size:  # the same region, in the draft's pixels
+        sx, sy = im.width / nominal[0], im.height / nominal[1]
+        region = (region[0] * sx, region[1] * sy, region[2] * sx, region[3] * sy)
     if p.fit == "cover" and p.gravity == "smart":
         region = smart_region(im, region)
     left, top, right, bottom = region

@@ -46,17 +46,35 @@ def _text_layer(text: str, size: int, opacity: float) -> Image.Image:
     return layer
 
 
+def _text_box(text: str, size: int) -> tuple[int, int]:
+    """Width and height of the text layer at ``size`` pixels, measured without drawing."""
+    stroke = max(1, round(size / 16))
+    with _FONT_LOCK:
+        left, top, right, bottom = font(size).getbbox(text, stroke_width=stroke)
+    return (math.floor(right) - math.floor(left) + 1, math.floor(bottom) - math.floor(top) + 1)
+
+
+def fitted_size(text: str, size: int, room: tuple[int, int]) -> int:
+    """The largest font size up to ``size`` whose text fits ``room`` (never below the
+    minimum), found by measuring, so the text is drawn once, at its final size: drawn
+    first at ``size`` a 200-character line at size 1 made a layer of gigabytes."""
+    width, height = _text_box(text, size)
+    while size > _MIN_FONT_PX and (width > room[0] or height > room[1]):
+        # Text scales with its size, give or take hinting: aim proportionally, then check.
+        scale = min(room[0] / width, room[1] / height)
+        size = max(_MIN_FONT_PX, min(size - 1, int(size * scale)))
+        width, height = _text_box(text, size)
+    return size
+
+
 def watermark(im: Image.Image, p: Watermark, ctx: StepContext) -> Image.Image:
-    """Text ``size`` x image-width pixels high (shrunk to fit the width), at ``position``."""
+    """Text ``size`` x image-width pixels high (shrunk to fit the image), at ``position``."""
     del ctx
     width, height = im.size
     margin = max(1, round(min(width, height) * 0.02))
-    size = max(_MIN_FONT_PX, round(p.size * width))
+    room = (max(1, width - 2 * margin), max(1, height - 2 * margin))
+    size = fitted_size(p.text, max(_MIN_FONT_PX, round(p.size * width)), room)
     layer = _text_layer(p.text, size, p.opacity)
-    room = max(1, width - 2 * margin)
-    if layer.width > room and size > _MIN_FONT_PX:
-        size = max(_MIN_FONT_PX, int(size * room / layer.width))
-        layer = _text_layer(p.text, size, p.opacity)
     lw, lh = layer.size
     x = {"left": margin, "right": width - margin - lw}
     y = {"top": margin, "bottom": height - margin - lh}

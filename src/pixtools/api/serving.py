@@ -13,9 +13,11 @@ import asyncio
 import logging
 from typing import Any
 
+import msgspec
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pixtools.api.middleware import SECURITY_HEADERS, STRICT_CSP
 from pixtools.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,21 @@ class _HeaderDeadline:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, as the API answers every error:
+        the JSON error body and the security headers (uvicorn's own is plain text)."""
+        body = msgspec.json.encode({"status_code": 400, "detail": msg, "extra": None})
+        headers = {
+            **SECURITY_HEADERS,
+            "content-security-policy": STRICT_CSP,
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+            "connection": "close",
+        }
+        head = "HTTP/1.1 400 Bad Request\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.transport.write(head.encode("latin-1") + b"\r\n" + body)
+        self.transport.close()
 
 
 class HeaderDeadlineHttpTools(_HeaderDeadline, HttpToolsProtocol):

@@ -40,6 +40,7 @@ from pixtools.api.middleware import (
     UploadSlots,
     add_security_headers,
 )
+from pixtools.api.openapi import document_errors
 from pixtools.api.waiters import JobWaiters
 from pixtools.observability.metrics import ApiMetrics
 from pixtools.services import Services, build_services
@@ -198,6 +199,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
         logging_config=None,
         debug=False,
     )
+    document_errors(app.openapi_schema)
     app.state.allowed_methods = {
         route.path: ", ".join(sorted(route.methods))
         for route in app.routes

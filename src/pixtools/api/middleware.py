@@ -52,6 +52,7 @@ DOCS_CSP = (
     "base-uri 'none'; form-action 'self'"
 )
 DOCS_PAGES = frozenset({"/docs", "/redoc"})
+TEXT_ERROR_KEY = "pixtools.text_error"
 
 
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
@@ -71,9 +72,24 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     A hook rather than a middleware: Litestar runs middleware only for matched routes, so
     404s, 405s, CORS preflights and errors raised before routing never passed through it.
     """
+    if message["type"] == "http.response.body":
+        status = scope.get(TEXT_ERROR_KEY)
+        if status is not None and not message.get("more_body", False):
+            detail = bytes(message["body"]).decode("utf-8", "replace").strip()
+            message["body"] = msgspec.json.encode(
+                {"status_code": status, "detail": detail or "error", "extra": None}
+            )
+        return
     if message["type"] != "http.response.start":
         return
     headers = MutableScopeHeaders.from_message(message)
+    if message["status"] >= 400 and headers.get("content-type", "").startswith("text/plain"):
+        # Errors Litestar writes as text itself (a refused CORS preflight) become the one
+        # JSON error body; the length is unknown until the body passes, so it is dropped
+        # (uvicorn then sends the answer chunked).
+        scope[TEXT_ERROR_KEY] = message["status"]  # type: ignore[literal-required]
+        headers["content-type"] = "application/json"
+        del headers["content-length"]
     for name, value in SECURITY_HEADERS.items():
         headers[name] = value
     headers["content-security-policy"] = DOCS_CSP if scope["path"] in DOCS_PAGES else STRICT_CSP

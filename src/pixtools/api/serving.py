@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 import msgspec
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from pixtools.api.middleware import SECURITY_HEADERS, STRICT_CSP
@@ -24,9 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class _HeaderDeadline:
-    """Mixin over a uvicorn HTTP protocol. Both create ``self.cycle`` when a request's
-    headers are complete, so "no new cycle since the timer was armed" means the headers
-    are still incomplete."""
+    """Mixin over a uvicorn HTTP protocol, which creates ``self.cycle`` when a request's
+    headers are complete: "no new cycle since the timer was armed" means the headers are
+    still incomplete. (uvicorn[standard] brings httptools, so that is the protocol used.)"""
 
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
@@ -74,23 +73,6 @@ class _HeaderDeadline:
 
 class HeaderDeadlineHttpTools(_HeaderDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol (the C parser) with the headers' deadline."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_header_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_deadline()
-        super().connection_lost(exc)
-
-
-class HeaderDeadlineH11(_HeaderDeadline, H11Protocol):
-    """uvicorn's h11 protocol (pure Python) with the headers' deadline."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

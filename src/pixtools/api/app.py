@@ -21,8 +21,8 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.response import Redirect
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -30,15 +30,17 @@ from pixtools import __version__
 from pixtools.api.admin import AdminController
 from pixtools.api.auth import provide_admin, provide_principal
 from pixtools.api.catalogue import operations
+from pixtools.api.docs import docs_router
 from pixtools.api.health import health, livez, metrics, readyz
 from pixtools.api.jobs import JobController, webhook_attempts
 from pixtools.api.middleware import (
     RateLimitMiddleware,
     RequestGuardMiddleware,
     RequestMetricsMiddleware,
-    SecurityHeadersMiddleware,
     UploadSlots,
+    add_security_headers,
 )
+from pixtools.api.openapi import document_errors
 from pixtools.api.waiters import JobWaiters
 from pixtools.observability.metrics import ApiMetrics
 from pixtools.services import Services, build_services
@@ -75,17 +77,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 @get("/openapi.json", include_in_schema=False, media_type=MediaType.JSON)
 async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     schema = request.app.openapi_schema.to_schema()
-    return Response(SwaggerRenderPlugin.render_json(request, schema), media_type=MediaType.JSON)
-
-
-@get("/docs", include_in_schema=False)
-async def docs() -> Redirect:
-    return Redirect("/schema/swagger", status_code=307)
-
-
-@get("/redoc", include_in_schema=False)
-async def redoc() -> Redirect:
-    return Redirect("/schema/redoc", status_code=307)
+    return Response(JsonRenderPlugin.render_json(request, schema), media_type=MediaType.JSON)
 
 
 class EmbeddedWorkers:
@@ -155,7 +147,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             await services.close()
 
     cors = CORSConfig(allow_origins=[settings.cors_origin]) if settings.cors_origin else None
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             JobController,
             AdminController,
@@ -166,8 +158,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             health,
             metrics,
             openapi_json,
-            docs,
-            redoc,
+            docs_router(),
             create_static_files_router(
                 path="/", directories=[STATIC_DIR], html_mode=True, include_in_schema=False
             ),
@@ -188,8 +179,8 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             }
         ),
         cors_config=cors,
+        before_send=[add_security_headers],
         middleware=[
-            SecurityHeadersMiddleware(),
             RequestMetricsMiddleware(),
             RateLimitMiddleware(),
             RequestGuardMiddleware(),
@@ -202,11 +193,19 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             description="Asynchronous image processing: submit an image and a job spec, "
             "poll or receive a signed webhook, download outputs or a ZIP.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],
+            # Only the JSON: the UIs are /docs and /redoc (pixtools.api.docs), served offline.
+            render_plugins=[JsonRenderPlugin()],
         ),
         logging_config=None,
         debug=False,
     )
+    document_errors(app.openapi_schema)
+    app.state.allowed_methods = {
+        route.path: ", ".join(sorted(route.methods))
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+    }
+    return app
 
 
 def _provide_services(state: State) -> Services:

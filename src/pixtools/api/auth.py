@@ -95,12 +95,14 @@ async def authenticated(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     """Guard: the caller is known (or auth is off) before anything else is looked at."""
-    await resolve_principal(connection, connection.app.state.services)
+    if connection.scope.get("method") != "OPTIONS":  # Allow is no secret; it needs no key
+        await resolve_principal(connection, connection.app.state.services)
 
 
 async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: an admin key, checked before the route's parameters are validated."""
-    await _admin(connection, connection.app.state.services)
+    if connection.scope.get("method") != "OPTIONS":
+        await _admin(connection, connection.app.state.services)
 
 
 # Handler parameters filled by the app's dependency providers (create_app wires them).

@@ -39,11 +39,20 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
-# The docs pages load Swagger UI / ReDoc from their CDN; everything else is same-origin only.
+# Same-origin only. The docs pages (/docs, /redoc) load everything from this origin too; they
+# only add inline styles (ReDoc's styled-components inject <style> elements) and blob: workers
+# (ReDoc's search). Scripts stay 'self' everywhere: no inline script, no CDN.
 STRICT_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+DOCS_PAGES = frozenset({"/docs", "/redoc"})
+TEXT_ERROR_KEY = "pixtools.text_error"
 
 
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
@@ -57,23 +66,39 @@ def picked_headers(scope: Scope, names: frozenset[bytes]) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in names}
 
 
-class SecurityHeadersMiddleware(ASGIMiddleware):
-    scopes = (ScopeType.HTTP,)
+async def add_security_headers(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: every response gets the security headers.
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        path: str = scope["path"]
-        docs = path.startswith("/schema")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                if not docs:
-                    headers["content-security-policy"] = STRICT_CSP
-            await send(message)
-
-        await next_app(scope, receive, send_with_headers)
+    A hook rather than a middleware: Litestar runs middleware only for matched routes, so
+    404s, 405s, CORS preflights and errors raised before routing never passed through it.
+    """
+    if message["type"] == "http.response.body":
+        status = scope.get(TEXT_ERROR_KEY)
+        if status is not None and not message.get("more_body", False):
+            detail = bytes(message["body"]).decode("utf-8", "replace").strip()
+            message["body"] = msgspec.json.encode(
+                {"status_code": status, "detail": detail or "error", "extra": None}
+            )
+        return
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    if message["status"] >= 400 and headers.get("content-type", "").startswith("text/plain"):
+        # Errors Litestar writes as text itself (a refused CORS preflight) become the one
+        # JSON error body; the length is unknown until the body passes, so it is dropped
+        # (uvicorn then sends the answer chunked).
+        scope[TEXT_ERROR_KEY] = message["status"]  # type: ignore[literal-required]
+        headers["content-type"] = "application/json"
+        del headers["content-length"]
+    for name, value in SECURITY_HEADERS.items():
+        headers[name] = value
+    headers["content-security-policy"] = DOCS_CSP if scope["path"] in DOCS_PAGES else STRICT_CSP
+    if scope.get("method") == "OPTIONS" and "allow" in headers:
+        # Litestar builds a path's OPTIONS answer when the path's first handler is added, so
+        # its Allow missed methods added later (POST beside GET); the route knows them all.
+        allowed = scope["litestar_app"].state.allowed_methods.get(scope.get("path_template"))
+        if allowed:
+            headers["allow"] = allowed
 
 
 class RequestMetricsMiddleware(ASGIMiddleware):

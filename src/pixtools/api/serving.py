@@ -13,18 +13,19 @@ import asyncio
 import logging
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pixtools.api.middleware import SECURITY_HEADERS, STRICT_CSP
 from pixtools.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class _HeaderDeadline:
-    """Mixin over a uvicorn HTTP protocol. Both create ``self.cycle`` when a request's
-    headers are complete, so "no new cycle since the timer was armed" means the headers
-    are still incomplete."""
+    """Mixin over a uvicorn HTTP protocol, which creates ``self.cycle`` when a request's
+    headers are complete: "no new cycle since the timer was armed" means the headers are
+    still incomplete. (uvicorn[standard] brings httptools, so that is the protocol used.)"""
 
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
@@ -54,26 +55,24 @@ class _HeaderDeadline:
             self._header_timer.cancel()
             self._header_timer = None
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, as the API answers every error:
+        the JSON error body and the security headers (uvicorn's own is plain text)."""
+        body = msgspec.json.encode({"status_code": 400, "detail": msg, "extra": None})
+        headers = {
+            **SECURITY_HEADERS,
+            "content-security-policy": STRICT_CSP,
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+            "connection": "close",
+        }
+        head = "HTTP/1.1 400 Bad Request\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.transport.write(head.encode("latin-1") + b"\r\n" + body)
+        self.transport.close()
+
 
 class HeaderDeadlineHttpTools(_HeaderDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol (the C parser) with the headers' deadline."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_header_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_deadline()
-        super().connection_lost(exc)
-
-
-class HeaderDeadlineH11(_HeaderDeadline, H11Protocol):
-    """uvicorn's h11 protocol (pure Python) with the headers' deadline."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

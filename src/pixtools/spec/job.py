@@ -6,6 +6,8 @@ filled in out, or a ``SpecError`` naming the field path (``outputs[0].steps[1].q
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import unicodedata
 from typing import Annotated
@@ -125,8 +127,22 @@ def _check(spec: JobSpec) -> JobSpec:
     return spec
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise SpecError("spec", f"duplicate key {key!r} in a JSON object")
+        seen[key] = value
+    return seen
+
+
 def parse_spec(raw: str | bytes) -> JobSpec:
     """Decode and validate a job spec from JSON; raise ``SpecError`` naming the field."""
+    # msgspec keeps the last of duplicate keys silently; a spec saying two things about one
+    # field is refused instead (a second, stdlib pass: specs are a few hundred bytes).
+    # Malformed JSON is left to msgspec's error below, which names it.
+    with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
     try:
         spec = msgspec.json.decode(raw, type=JobSpec)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -1,0 +1,80 @@
+"""``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), working offline.
+
+Litestar's own pages load their JavaScript, CSS and fonts from CDNs and start Swagger UI
+with an inline script, so without internet (or under our CSP) they are blank. These pages
+load everything from this API: the UI bundles come from the ``fastapi-offline`` package
+(only its static files are used; nothing of it is imported), our start-up script from
+``docs_static/``, both served under ``/docs-assets/``. No web fonts are fetched: both UIs
+fall back to the system's sans-serif.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from litestar import MediaType, Response, Router, get
+from litestar.static_files import create_static_files_router
+
+OUR_ASSETS = Path(__file__).with_name("docs_static")
+ASSETS_PATH = "/docs-assets"
+
+
+def bundled_assets() -> Path:
+    """The folder of Swagger UI and ReDoc builds shipped by ``fastapi-offline``.
+
+    Found without importing the package (which would import FastAPI).
+    """
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the fastapi-offline package (Swagger UI and ReDoc assets) is missing")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+SWAGGER_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>PixTools API</title>
+<link rel="icon" href="{ASSETS_PATH}/favicon.png">
+<link rel="stylesheet" href="{ASSETS_PATH}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{ASSETS_PATH}/swagger-ui-bundle.js"></script>
+<script src="{ASSETS_PATH}/swagger-init.js"></script>
+</body>
+</html>
+"""
+
+REDOC_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>PixTools API</title>
+<link rel="icon" href="{ASSETS_PATH}/favicon.png">
+</head>
+<body>
+<redoc spec-url="/openapi.json"></redoc>
+<script src="{ASSETS_PATH}/redoc.standalone.js"></script>
+</body>
+</html>
+"""
+
+
+@get("/docs", include_in_schema=False, media_type=MediaType.HTML)
+async def swagger_page() -> Response[str]:
+    return Response(SWAGGER_PAGE, media_type=MediaType.HTML)
+
+
+@get("/redoc", include_in_schema=False, media_type=MediaType.HTML)
+async def redoc_page() -> Response[str]:
+    return Response(REDOC_PAGE, media_type=MediaType.HTML)
+
+
+def docs_router() -> Router:
+    """The two pages and their assets."""
+    assets = create_static_files_router(
+        path=ASSETS_PATH, directories=[OUR_ASSETS, bundled_assets()], include_in_schema=False
+    )
+    return Router(path="/", route_handlers=[swagger_page, redoc_page, assets])

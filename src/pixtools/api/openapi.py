@@ -1,0 +1,152 @@
+"""What the OpenAPI document says beyond what Litestar infers from the handlers.
+
+Litestar documents a route's success and a generic 400. Every route here can also answer
+other errors (auth, rate limit, not found, conflicts, upload limits), always with the one
+error body; downloads are images or ZIPs (or a redirect to the store), not JSON. The table
+below is the contract; ``tests/e2e/test_http_surface.py`` checks that each status a route
+is seen to answer is listed here.
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from litestar.openapi.spec import (
+    Components,
+    OpenAPI,
+    OpenAPIFormat,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    PathItem,
+    Reference,
+    Schema,
+)
+
+from pixtools.imaging import FORMATS
+from pixtools.spec.ops import OutputFormat
+
+ERROR_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["status_code", "detail", "extra"],
+    properties={
+        "status_code": Schema(type=OpenAPIType.INTEGER, description="the HTTP status again"),
+        "detail": Schema(
+            type=OpenAPIType.STRING,
+            description="what is wrong; for a bad field it starts with the field's path",
+        ),
+        "extra": Schema(
+            one_of=[
+                Schema(type=OpenAPIType.OBJECT),
+                Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT)),
+                Schema(type=OpenAPIType.NULL),
+            ],
+            description="`field` (the offending field), `retry_after`, `status`, ... or null",
+        ),
+    },
+    description="The body of every error answer.",
+)
+
+REASONS = {
+    400: "Bad request: the field named in `detail` and `extra.field`",
+    401: "No valid API key (`WWW-Authenticate: Bearer`)",
+    403: "The API key is not an admin key",
+    404: "Not found (or not yours)",
+    408: "The request body did not arrive in time",
+    409: "Conflict with the current state (see `extra.status`)",
+    413: "The upload is larger than PIXTOOLS_MAX_UPLOAD_BYTES",
+    415: "The file is not a supported image format",
+    422: "The image cannot be processed (corrupt, or over the pixel limit)",
+    429: "Rate limit exceeded (`Retry-After` seconds)",
+    503: "Too many uploads in progress (`Retry-After` seconds)",
+}
+
+JOB = "/api/v1/jobs/{job_id}"
+DEAD_LETTERS = "/api/v1/admin/dead-letters"
+
+#: Errors each operation can answer, beyond the 429 every /api/ route can.
+ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/api/v1/jobs"): (400, 401, 408, 409, 413, 415, 422, 503),
+    ("get", "/api/v1/jobs"): (400, 401),
+    ("get", JOB): (400, 401, 404),
+    ("get", JOB + "/outputs/{name}"): (401, 404, 409),
+    ("get", JOB + "/archive"): (401, 404, 409),
+    ("post", JOB + "/retry"): (401, 404, 409),
+    ("get", JOB + "/webhook-attempts"): (401, 404),
+    ("get", DEAD_LETTERS): (400, 401, 403, 409),
+    ("delete", DEAD_LETTERS): (400, 401, 403, 409),
+    ("post", DEAD_LETTERS + "/replay"): (400, 401, 403, 408, 409, 413),
+    ("get", "/api/v1/operations"): (),
+}
+
+RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER), description="seconds to wait before trying again"
+)
+BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+REDIRECT = OpenAPIResponse(
+    description="Redirect to a presigned URL of the object store (S3 mode)",
+    headers={"Location": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))},
+)
+
+
+def _error_response(status: int) -> OpenAPIResponse:
+    headers: dict[str, OpenAPIHeader | Reference] | None = (
+        {"Retry-After": RETRY_AFTER} if status in (429, 503) else None
+    )
+    return OpenAPIResponse(
+        description=REASONS[status],
+        headers=headers,
+        content={
+            "application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Error"))
+        },
+    )
+
+
+def _binary(description: str, media_types: list[str]) -> OpenAPIResponse:
+    return OpenAPIResponse(
+        description=description,
+        content={media: OpenAPIMediaType(schema=BINARY) for media in media_types},
+    )
+
+
+def _operation(item: PathItem, method: str) -> Operation | None:
+    op = getattr(item, method, None)
+    return op if isinstance(op, Operation) else None
+
+
+def document_errors(schema: OpenAPI) -> OpenAPI:
+    """Add every route's error answers, the error body and the binary downloads, in place."""
+    components = schema.components if isinstance(schema.components, Components) else Components()
+    schema.components = components
+    components.schemas = {**(components.schemas or {}), "Error": ERROR_SCHEMA}
+    paths = schema.paths or {}
+    for (method, path), statuses in ERRORS.items():
+        item = paths.get(path)
+        op = _operation(item, method) if isinstance(item, PathItem) else None
+        if op is None:
+            raise RuntimeError(f"the OpenAPI table names {method.upper()} {path}, not a route")
+        responses = dict(op.responses or {})
+        responses.pop("400", None)  # Litestar's generic one; ours below says what it means
+        for status in (*statuses, 429):  # every /api/ route is rate limited
+            responses[str(status)] = _error_response(status)
+        op.responses = responses
+    image_types = sorted({FORMATS[name].content_type for name in get_args(OutputFormat)})
+    outputs = _operation(paths[JOB + "/outputs/{name}"], "get")
+    archive = _operation(paths[JOB + "/archive"], "get")
+    assert outputs is not None and archive is not None and outputs.responses and archive.responses
+    outputs.responses["200"] = _binary("The output image, in its format", image_types)
+    outputs.responses["307"] = REDIRECT
+    archive.responses["200"] = _binary("A ZIP of the succeeded outputs", ["application/zip"])
+    archive.responses["307"] = REDIRECT
+    for path in ("/readyz", "/health"):
+        op = _operation(paths[path], "get")
+        assert op is not None and op.responses
+        ok = op.responses["200"]
+        assert isinstance(ok, OpenAPIResponse)
+        op.responses["503"] = OpenAPIResponse(
+            description="A dependency is down: the same report, listing it under `down`",
+            content=ok.content,
+        )
+    return schema

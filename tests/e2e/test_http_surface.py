@@ -1,0 +1,362 @@
+"""The HTTP surface as a client sees it, against a real ``pixtools dev`` process.
+
+Every response carries the security headers and every error is the one JSON body (#13.3);
+each status a route answers is in its OpenAPI entry, downloads are declared binary, OPTIONS
+lists every method (#14.18, #13.5); /docs and /redoc load only from this origin (#13.5);
+duplicate keys in a spec are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pixtools.api.middleware import SECURITY_HEADERS
+from tests.conftest import jpeg_bytes
+from tests.e2e.test_edge_hardening import BOUNDARY, multipart, start_dev
+
+
+@dataclass
+class Server:
+    url: str
+    data: Path
+    user: dict[str, str]
+    admin: dict[str, str]
+    stop: Any
+
+
+def make_key(data: Path, name: str, *, admin: bool = False) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")}
+    env["PIXTOOLS_DATA_DIR"] = str(data)
+    args = [sys.executable, "-m", "pixtools.cli", "keys", "create", name]
+    proc = subprocess.run(
+        args + (["--admin"] if admin else []),
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=data,
+        timeout=60,
+        check=True,
+    )
+    found = re.search(r"secret \(shown once, store it now\): (\S+)", proc.stdout)
+    assert found, proc.stdout
+    return {"Authorization": f"Bearer {found[1]}"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("surface")
+    stack = start_dev(
+        data,
+        auth="required",
+        cors_origin="https://ui.example",
+        max_upload_bytes="100000",
+        rate_limit_per_minute="0",
+    )
+    try:
+        yield Server(
+            stack.base_url,
+            data,
+            make_key(data, "user"),
+            make_key(data, "ops", admin=True),
+            stack.stop_all,
+        )
+    finally:
+        stack.stop_all()
+
+
+@pytest.fixture(scope="module")
+def openapi(server: Server) -> dict[str, Any]:
+    schema: dict[str, Any] = httpx.get(server.url + "/openapi.json").json()
+    return schema
+
+
+def form(spec: str, image: bytes, filename: str = "a.jpg") -> dict[str, Any]:
+    return {
+        "content": multipart(("spec", None, spec.encode()), ("file", filename, image)),
+        "headers": {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    }
+
+
+SPEC = json.dumps({"outputs": [{"name": "thumb", "steps": [{"op": "resize", "width": 16}]}]})
+
+
+@pytest.fixture(scope="module")
+def finished_job(server: Server) -> str:
+    kw = form(SPEC.replace("resize", "resize"), jpeg_bytes(64, 48))
+    kw["headers"].update(server.user)
+    resp = httpx.post(server.url + "/api/v1/jobs", timeout=30, **kw)
+    assert resp.status_code == 202, resp.text
+    job_id = str(resp.json()["id"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = httpx.get(
+            f"{server.url}/api/v1/jobs/{job_id}?wait=5", headers=server.user, timeout=30
+        ).json()
+        if job["status"] == "succeeded":
+            return job_id
+        time.sleep(0.1)
+    raise AssertionError(f"job did not finish: {job}")
+
+
+def sweep(server: Server, finished_job: str) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    """(method, path, OpenAPI path or None, request kwargs): good, bad and odd requests."""
+    job = f"/api/v1/jobs/{finished_job}"
+    other = f"/api/v1/jobs/{uuid.uuid4()}"
+    user, admin = server.user, server.admin
+    tiny = jpeg_bytes(32, 24)
+    big = os.urandom(150_000)
+    t_jobs, t_job = "/api/v1/jobs", "/api/v1/jobs/{job_id}"
+    t_out, t_zip = t_job + "/outputs/{name}", t_job + "/archive"
+    t_dl = "/api/v1/admin/dead-letters"
+    return [
+        ("GET", "/", None, {}),
+        ("GET", "/app.js", None, {}),
+        ("GET", "/no-such-file.txt", None, {}),
+        ("GET", "/docs", None, {}),
+        ("GET", "/redoc", None, {}),
+        ("GET", "/docs-assets/swagger-ui.css", None, {}),
+        ("GET", "/docs-assets/nope.js", None, {}),
+        ("GET", "/openapi.json", None, {}),
+        ("GET", "/livez", "/livez", {}),
+        ("GET", "/readyz", "/readyz", {}),
+        ("GET", "/health", "/health", {}),
+        ("GET", "/metrics", "/metrics", {}),
+        ("GET", "/api/v1/nope", None, {}),
+        ("PUT", t_jobs, None, {}),
+        ("DELETE", job, None, {}),
+        ("PATCH", "/livez", None, {}),
+        ("OPTIONS", t_jobs, None, {}),
+        ("OPTIONS", t_dl, None, {}),
+        (
+            "OPTIONS",
+            t_jobs,
+            None,
+            {"headers": {"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"}},
+        ),
+        (
+            "OPTIONS",
+            t_jobs,
+            None,
+            {
+                "headers": {
+                    "Origin": "https://evil.example",
+                    "Access-Control-Request-Method": "POST",
+                }
+            },
+        ),
+        ("GET", "/api/v1/operations", "/api/v1/operations", {}),
+        ("GET", t_jobs, t_jobs, {}),
+        ("GET", t_jobs + "?limit=0", t_jobs, {}),
+        ("GET", t_jobs, t_jobs, {"headers": {"Authorization": "Bearer wrong"}}),
+        ("GET", t_jobs + "?limit=0", t_jobs, {"headers": user}),
+        ("GET", t_jobs + "?status=nope", t_jobs, {"headers": user}),
+        ("GET", t_jobs + "?cursor=zzz", t_jobs, {"headers": user}),
+        ("GET", t_jobs, t_jobs, {"headers": user}),
+        ("GET", job, t_job, {"headers": user}),
+        ("GET", job + "?wait=99", t_job, {"headers": user}),
+        ("GET", other, t_job, {"headers": user}),
+        ("GET", job, t_job, {"headers": admin}),  # another owner's job: 404
+        ("GET", "/api/v1/jobs/not-a-uuid", None, {"headers": user}),
+        ("GET", job + "/outputs/thumb", t_out, {"headers": user}),
+        ("GET", job + "/outputs/nope", t_out, {"headers": user}),
+        ("GET", job + "/archive", t_zip, {"headers": user}),
+        ("POST", job + "/retry", t_job + "/retry", {"headers": user}),
+        ("POST", other + "/retry", t_job + "/retry", {"headers": user}),
+        ("GET", job + "/webhook-attempts", t_job + "/webhook-attempts", {"headers": user}),
+        ("POST", t_jobs, t_jobs, {}),
+        ("POST", t_jobs, t_jobs, {"headers": user, "content": b"x"}),
+        ("POST", t_jobs, t_jobs, {**form(SPEC, b"not an image at all"), "headers": {}}),
+        ("POST", t_jobs, t_jobs, merge(form(SPEC, b"not an image at all"), user)),
+        ("POST", t_jobs, t_jobs, merge(form(SPEC, big), user)),
+        ("POST", t_jobs, t_jobs, merge(form("{", tiny), user)),
+        ("POST", t_jobs, t_jobs, merge(form(SPEC, b"\xff\xd8\xff\xe0" + b"\0" * 64), user)),
+        ("POST", t_jobs, t_jobs, merge(form(SPEC, tiny), user)),
+        ("GET", t_dl, t_dl, {}),
+        ("GET", t_dl, t_dl, {"headers": user}),
+        ("GET", t_dl + "?queue=standard", t_dl, {"headers": admin}),
+        ("GET", t_dl + "?queue=bogus", t_dl, {"headers": admin}),
+        ("DELETE", t_dl + "?queue=ml", t_dl, {"headers": admin}),
+        ("POST", t_dl + "/replay", t_dl + "/replay", {"headers": admin, "content": b"{"}),
+        (
+            "POST",
+            t_dl + "/replay",
+            t_dl + "/replay",
+            {"headers": admin, "json": {"queue": "standard", "all": True}},
+        ),
+    ]
+
+
+def merge(kwargs: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    return {**kwargs, "headers": {**kwargs["headers"], **headers}}
+
+
+def documented(openapi: dict[str, Any], method: str, template: str) -> set[str]:
+    return set(openapi["paths"][template][method.lower()]["responses"])
+
+
+def test_every_response_has_the_headers_and_every_error_the_body(
+    server: Server, finished_job: str, openapi: dict[str, Any]
+) -> None:
+    seen: dict[int, int] = {}
+    problems = []
+    for method, path, template, kwargs in sweep(server, finished_job):
+        resp = httpx.request(method, server.url + path, timeout=30, **kwargs)
+        seen[resp.status_code] = seen.get(resp.status_code, 0) + 1
+        where = f"{method} {path} -> {resp.status_code}"
+        for name, value in SECURITY_HEADERS.items():
+            if resp.headers.get(name) != value:
+                problems.append(f"{where}: {name} is {resp.headers.get(name)!r}")
+        if "default-src 'self'" not in resp.headers.get("content-security-policy", ""):
+            problems.append(f"{where}: no CSP")
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+            except ValueError:
+                problems.append(f"{where}: error body is not JSON: {resp.text[:80]!r}")
+                continue
+            if set(body) != {"status_code", "detail", "extra"}:
+                problems.append(f"{where}: error body keys {sorted(body)}")
+            elif body["status_code"] != resp.status_code or not body["detail"]:
+                problems.append(f"{where}: error body {body}")
+        if template is not None and str(resp.status_code) not in documented(
+            openapi, method, template
+        ):
+            problems.append(f"{where}: status not in the OpenAPI for {method} {template}")
+    assert not problems, "\n".join(problems)
+    # The sweep did reach the errors it is about.
+    for status in (200, 202, 204, 307, 400, 401, 403, 404, 405, 409, 413, 415, 422):
+        if status == 307:
+            continue  # local store: downloads are served, not redirected
+        assert seen.get(status), (status, seen)
+
+
+def test_a_request_uvicorn_cannot_parse_gets_the_json_error_and_headers(server: Server) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\nBad Header Line\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"x-content-type-options: nosniff" in head.lower()
+    assert json.loads(body)["status_code"] == 400
+
+
+def test_options_allow_lists_every_method_of_the_path(server: Server) -> None:
+    jobs = httpx.options(server.url + "/api/v1/jobs")
+    assert set(jobs.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    letters = httpx.options(server.url + "/api/v1/admin/dead-letters")
+    assert set(letters.headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
+
+
+def test_openapi_documents_errors_and_binary_downloads(openapi: dict[str, Any]) -> None:
+    error = openapi["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"status_code", "detail", "extra"}
+    for path, item in openapi["paths"].items():
+        for method, op in item.items():
+            if not path.startswith("/api/") or not isinstance(op, dict):
+                continue
+            responses = op["responses"]
+            assert "429" in responses, (method, path)
+            if path != "/api/v1/operations":
+                assert "401" in responses, (method, path)
+            for status, resp in responses.items():
+                if int(status) >= 400:
+                    ref = resp["content"]["application/json"]["schema"]["$ref"]
+                    assert ref == "#/components/schemas/Error", (method, path, status)
+    outputs = openapi["paths"]["/api/v1/jobs/{job_id}/outputs/{name}"]["get"]["responses"]
+    assert set(outputs["200"]["content"]) == {
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/avif",
+        "image/gif",
+        "image/tiff",
+    }
+    assert outputs["200"]["content"]["image/png"]["schema"]["format"] == "binary"
+    archive = openapi["paths"]["/api/v1/jobs/{job_id}/archive"]["get"]["responses"]
+    assert set(archive["200"]["content"]) == {"application/zip"}
+    submit = openapi["paths"]["/api/v1/jobs"]["post"]["responses"]
+    assert {"401", "409", "413", "415", "422", "429", "503"} <= set(submit)
+    for path in ("/api/v1/admin/dead-letters", "/api/v1/admin/dead-letters/replay"):
+        for op in openapi["paths"][path].values():
+            assert {"401", "403"} <= set(op["responses"])
+
+
+def test_a_download_is_the_documented_binary(
+    server: Server, finished_job: str, openapi: dict[str, Any]
+) -> None:
+    resp = httpx.get(f"{server.url}/api/v1/jobs/{finished_job}/outputs/thumb", headers=server.user)
+    assert resp.status_code == 200
+    outputs = openapi["paths"]["/api/v1/jobs/{job_id}/outputs/{name}"]["get"]["responses"]
+    assert resp.headers["content-type"] in outputs["200"]["content"]
+    assert resp.content[:3] == b"\xff\xd8\xff"  # a JPEG source stays JPEG
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.inline_scripts = 0
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        for name in ("src", "href", "spec-url"):
+            if found.get(name):
+                self.urls.append(str(found[name]))
+        self._in_script = tag == "script" and "src" not in found
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline_scripts += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_everything_from_this_origin(server: Server, page: str) -> None:
+    resp = httpx.get(server.url + page)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
+    assert "script-src 'self';" in resp.headers["content-security-policy"]
+    links = _Links()
+    links.feed(resp.text)
+    assert links.inline_scripts == 0  # the CSP would block them
+    assert len(links.urls) >= 2, links.urls
+    for url in links.urls:
+        assert url.startswith("/") and not url.startswith("//"), url  # same origin
+        asset = httpx.get(server.url + url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 0, url
+        # The bundles themselves fetch the spec from this origin, not a CDN.
+        if url.endswith("swagger-init.js"):
+            assert '"/openapi.json"' in asset.text
+    assert "http://" not in resp.text and "https://" not in resp.text
+
+
+def test_duplicate_keys_in_a_spec_are_refused(server: Server) -> None:
+    duplicated = (
+        '{"outputs": [{"name": "a", "steps": [{"op": "grayscale"}]}], '
+        '"metadata": true, "metadata": false}'
+    )
+    kw = merge(form(duplicated, jpeg_bytes(32, 24)), server.user)
+    resp = httpx.post(server.url + "/api/v1/jobs", timeout=30, **kw)
+    assert resp.status_code == 400, resp.text
+    assert "duplicate key 'metadata'" in resp.json()["detail"]

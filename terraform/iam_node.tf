@@ -49,7 +49,11 @@ data "aws_iam_policy_document" "node" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["ssm.${local.region}.amazonaws.com", "s3.${local.region}.amazonaws.com"]
+      values = [
+        "ssm.${local.region}.amazonaws.com",
+        "s3.${local.region}.amazonaws.com",
+        "sns.${local.region}.amazonaws.com",
+      ]
     }
   }
 
@@ -124,6 +128,14 @@ data "aws_iam_policy_document" "node" {
     sid       = "LoadBalancerControllerRegistersApiTargets"
     actions   = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]
     resources = [aws_lb_target_group.api.arn]
+  }
+
+  # Alertmanager (kube-prometheus-stack) sends every alert to the alarm topic; the topic is
+  # encrypted with the environment key, hence SNS among the key's ViaService values above.
+  statement {
+    sid       = "AlertmanagerPublishesAlarms"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
   }
 }
 

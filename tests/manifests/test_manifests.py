@@ -42,6 +42,7 @@ CRD_KINDS = {
     ("elbv2.k8s.aws/v1beta1", "TargetGroupBinding"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
 }
 K8S_SCHEMA_VERSION = os.environ.get("PIXTOOLS_K8S_VERSION", "1.31.0")
 

@@ -69,6 +69,19 @@ WEBHOOK_BREAKER = Counter(
     ["to"],
 )
 
+# Every label value known up front is exported from the start, at 0: a counter that first
+# appears at 1 has no increase in rate() until its second change, and an alert on a ratio
+# needs both sides present.
+JOB_STATUSES = ("succeeded", "partial", "failed")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed", "circuit_open")
+for _status in JOB_STATUSES:
+    JOBS_FINISHED.labels(_status)
+    JOB_LATENCY.labels(_status)
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_DELIVERIES.labels(_outcome)
+for _to in ("open", "closed"):
+    WEBHOOK_BREAKER.labels(_to)
+
 
 def job_finished(status: str, created_at: datetime, finished_at: datetime) -> None:
     """Count a job's terminal status and observe its submit-to-done time."""

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 ENV_PORT = "PIXTOOLS_WORKER_METRICS_PORT"
+OUTCOMES = ("succeeded", "retried", "dead_lettered", "skipped")
 
 MESSAGES = Counter(
     "pixtools_worker_messages_total",
@@ -111,6 +112,15 @@ class WorkerMetrics(dramatiq.Middleware):
         for queue in sorted(queues):
             if not queue.endswith((".DQ", ".XQ")):
                 CONSUMERS.labels(queue).set(worker.worker_threads)
+        # Export every (queue, actor) this process consumes at 0 from the start (see
+        # pixtools.observability.metrics on why).
+        for name in broker.get_declared_actors():
+            actor = broker.get_actor(name)
+            if actor.queue_name in queues:
+                for outcome in OUTCOMES:
+                    MESSAGES.labels(actor.queue_name, name, outcome)
+                MESSAGE_SECONDS.labels(actor.queue_name, name)
+                IN_FLIGHT.labels(actor.queue_name, name)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         for queue in broker.get_declared_queues():

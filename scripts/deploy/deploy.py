@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Where the environment stack lives; PIXTOOLS_TERRAFORM_DIR points at another copy of it.
 TERRAFORM_DIR = Path(os.environ.get("PIXTOOLS_TERRAFORM_DIR", ROOT / "terraform"))
 ANSIBLE_DIR = ROOT / "ansible"
+BUNDLE_SCRIPT = ROOT / "scripts" / "deploy" / "bundle.sh"
 REGION = "us-east-1"
 ENVIRONMENTS = ("dev", "prod")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -521,6 +522,15 @@ def with_smoke_key(env: str, outputs: dict[str, Any], use: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def upload_bundle(env: str, outputs: dict[str, Any]) -> None:
+    """Put this commit's playbook bundle where every new node bootstraps itself from
+    (terraform/node_bootstrap.tf): a spot replacement then runs what was last deployed."""
+    extra = {}
+    if outputs.get("bootstrap_bundle_uri"):
+        extra["PIXTOOLS_BUNDLE_URI"] = str(outputs["bootstrap_bundle_uri"])
+    stream(["bash", str(BUNDLE_SCRIPT), "upload", env], env={**os.environ, **extra})
+
+
 def bootstrap(env: str, outputs: dict[str, Any]) -> None:
     stream(
         ["ansible-playbook", "site.yml", "-e", f"env={env}"],
@@ -543,6 +553,7 @@ def cmd_digests(args: argparse.Namespace) -> None:
 def cmd_bootstrap(args: argparse.Namespace) -> None:
     require_prerequisites()
     outputs = terraform_outputs(args.env)
+    upload_bundle(args.env, outputs)
     wait_for_node(args.env, args.node_timeout)
     bootstrap(args.env, outputs)
 
@@ -562,6 +573,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     outputs = terraform_outputs(args.env)
     digests = resolve_digests(args, outputs)
     log(f"deploying api {digests['api']}, worker {digests['worker']} to {args.env}")
+    upload_bundle(args.env, outputs)
     wait_for_node(args.env, args.node_timeout)
     if node_is_bootstrapped(args.env, outputs):
         log("node already bootstrapped")

@@ -472,6 +472,7 @@ elif tool == "ansible-python":
     sys.exit(0 if state["boto3"] else "ModuleNotFoundError: No module named 'boto3'")
 """
 TOOLS = (
+    "bash",
     "aws",
     "session-manager-plugin",
     "terraform",
@@ -640,6 +641,10 @@ def test_deploy_bootstraps_when_needed_then_deploys_through_the_terraform_bucket
         ["deploy.yml", "-e", "env=dev", "-e", f"api_digest={A}", "-e", f"worker_digest={B}"]
     )
     assert [c["args"] for c in playbooks] == expected
+    # Every deploy refreshes the bundle a replacement node bootstraps itself from.
+    (upload,) = calls_of(tools, "bash")
+    assert upload["args"][1:] == ["upload", "dev"]
+    assert upload["args"][0].endswith("scripts/deploy/bundle.sh")
     # The SSM transfer bucket comes from dev's Terraform outputs, not from the operator.
     assert {c["bucket"] for c in playbooks} == {TF_OUTPUTS["manifests_bucket_name"]}
 

@@ -24,6 +24,10 @@ VENV="${1:-${VIRTUAL_ENV:-.venv}}"
 PY="$VENV/bin/python"
 # AVX2: every node type we run on (m7i-flex, c7i-flex, m6i) has it.
 BUILD_CC="cc -mavx2"
+# -O3 whatever the interpreter was built with: setuptools compiles with the Python build's own
+# CFLAGS (-O3 in the official python images, -O2 in Debian's python3), and this comes after
+# them. At -O2 the compiler vectorises far less: ~1,000 AVX2 instructions in _imaging, not ~9,000.
+BUILD_CFLAGS="-O3"
 # Each codec is required (`enable`): a library setup.py cannot find fails the compile, naming
 # it, instead of building a pillow-simd without that codec.
 BUILD_OPTIONS=(jpeg zlib webp tiff lcms freetype)
@@ -78,7 +82,7 @@ config_settings=()
 for option in "${BUILD_OPTIONS[@]}"; do config_settings+=(--config-settings "$option=enable"); done
 key="$(
     {
-        echo "pillow-simd==$PILLOW_SIMD_VERSION CC=$BUILD_CC ${BUILD_OPTIONS[*]}"
+        echo "pillow-simd==$PILLOW_SIMD_VERSION CC=$BUILD_CC CFLAGS=$BUILD_CFLAGS ${BUILD_OPTIONS[*]}"
         "$PY" -c 'import sys, sysconfig; print(sys.version, sysconfig.get_platform(), sysconfig.get_config_var("SOABI"))'
         { dpkg-query -W -f='${Package}=${Version}\n' "${DEV_PACKAGES[@]}" libc6-dev gcc || true; } | sort
     } | sha256sum | cut -c1-16
@@ -97,7 +101,7 @@ else
     # --no-binary names pillow-simd alone: `:all:` would also apply to the build dependencies
     # (setuptools, pybind11, ...) and have pip compile those from source, recursively.
     start=$SECONDS
-    CC="$BUILD_CC" "$PY" -m pip wheel --no-deps --no-binary pillow-simd --no-cache-dir \
+    CC="$BUILD_CC" CFLAGS="$BUILD_CFLAGS" "$PY" -m pip wheel --no-deps --no-binary pillow-simd --no-cache-dir \
         "${config_settings[@]}" --wheel-dir "$BUILT" "pillow-simd==${PILLOW_SIMD_VERSION}"
     echo "install-pillow-simd: compiled pillow-simd in $((SECONDS - start)) s"
     if [[ -n $WHEELHOUSE ]]; then

@@ -144,6 +144,11 @@ def _outbox_row(
     return OutboxRow(**_outbox_values(queue, actor, args, job_id, delay))
 
 
+def _webhook_message(job_id: uuid.UUID) -> OutboxRow:
+    """A new delivery of the job's webhook (its own delivery id, kept across its retries)."""
+    return _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
+
+
 # --- the per-job hot path, as prebuilt Core statements ------------------------------------
 # Every job runs these (submit, claim, finish, reads). Built once with bound parameters:
 # building an ORM statement per call was half of the CPU of recording an output (profiled).
@@ -573,7 +578,7 @@ class JobRepository:
             },
         )
         if webhook_url:
-            s.add(_outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id))
+            s.add(_webhook_message(job_id))
         return status
 
     # --- maintenance --------------------------------------------------------------------
@@ -684,9 +689,7 @@ class JobRepository:
                 )
             ).all()
             for job_id in ids:
-                s.add(
-                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
-                )
+                s.add(_webhook_message(job_id))
         if ids:
             self.db.wake_local()
         return {
@@ -734,9 +737,7 @@ class JobRepository:
                 job.archive_status = "canceled"
             if job.webhook_url:
                 job.webhook_status = "pending"
-                s.add(
-                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
-                )
+                s.add(_webhook_message(job_id))
         self.db.wake_local()
         self.db.job_finished_local(str(job_id))
         return before

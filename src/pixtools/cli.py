@@ -408,7 +408,13 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default (when it has one worth showing)."""
+    """Every option's help ends with its default (when it has one worth showing: not for a
+    required option, a flag, or an option whose absence means nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _sub(

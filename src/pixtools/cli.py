@@ -122,6 +122,20 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+def _unreachable_is_one_line(fn: Callable[[], T]) -> T:
+    """Run ``fn``; a broker or database that cannot be reached is a CliError (one line)."""
+    import dramatiq.errors
+    import pika.exceptions
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return fn()
+    except (pika.exceptions.AMQPConnectionError, dramatiq.errors.ConnectionError) as exc:
+        raise CliError(f"cannot reach the broker: {exc!r}", code=1) from None
+    except (OSError, DBAPIError) as exc:
+        raise CliError(f"cannot use the database: {exc}".splitlines()[0], code=1) from None
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Everything in one process on embedded defaults."""
     import msgspec
@@ -256,7 +270,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from pixtools.maintenance.reconcile import reconcile_once
 
     settings = _settings()
-    report = _run(lambda: reconcile_once(settings))
+    report = _unreachable_is_one_line(lambda: _run(lambda: reconcile_once(settings)))
     print(json.dumps(report))
     return 0
 
@@ -265,14 +279,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     from pixtools.maintenance.cleanup import cleanup_once
 
     settings = _settings()
-    report = _run(lambda: cleanup_once(settings))
+    report = _unreachable_is_one_line(lambda: _run(lambda: cleanup_once(settings)))
     print(json.dumps(report))
     return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import DBAPIError
-
     from pixtools.services import build_services
     from pixtools.store.keys import ApiKeyRepository
 
@@ -300,10 +312,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         finally:
             await services.close()
 
-    try:
-        return asyncio.run(go())
-    except (OSError, DBAPIError) as exc:
-        raise CliError(f"cannot use the database: {exc}".splitlines()[0]) from None
+    return _unreachable_is_one_line(lambda: asyncio.run(go()))
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -313,13 +322,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if not settings.rabbitmq_url:
         print("pixtools dlq: needs PIXTOOLS_RABBITMQ_URL", file=sys.stderr)
         return 2
-    import pika
-
     dlq = deadletters.DeadLetters(settings.rabbitmq_url)
-    try:
-        return _dlq(args, dlq)
-    except pika.exceptions.AMQPConnectionError as exc:
-        raise CliError(f"cannot reach the broker: {exc!r}") from None
+    return _unreachable_is_one_line(lambda: _dlq(args, dlq))
 
 
 def _dlq(args: argparse.Namespace, dlq: DeadLetters) -> int:
@@ -405,7 +409,13 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default (when it has one worth showing)."""
+    """Every option's help ends with its default (when it has one worth showing: not for a
+    required option, a flag, or an option whose absence means nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _sub(

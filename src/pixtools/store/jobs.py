@@ -145,6 +145,11 @@ def _outbox_row(
     return OutboxRow(**_outbox_values(queue, actor, args, job_id, delay))
 
 
+def _webhook_message(job_id: uuid.UUID) -> OutboxRow:
+    """A new delivery of the job's webhook (its own delivery id, kept across its retries)."""
+    return _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
+
+
 # --- the per-job hot path, as prebuilt Core statements ------------------------------------
 # Every job runs these (submit, claim, finish, reads). Built once with bound parameters:
 # building an ORM statement per call was half of the CPU of recording an output (profiled).
@@ -578,7 +583,7 @@ class JobRepository:
             },
         )
         if webhook_url:
-            s.add(_outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id))
+            s.add(_webhook_message(job_id))
         return status, created or now, now
 
     # --- maintenance --------------------------------------------------------------------
@@ -689,9 +694,7 @@ class JobRepository:
                 )
             ).all()
             for job_id in ids:
-                s.add(
-                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
-                )
+                s.add(_webhook_message(job_id))
         if ids:
             self.db.wake_local()
         return {
@@ -739,9 +742,9 @@ class JobRepository:
                 job.archive_status = "canceled"
             if job.webhook_url:
                 job.webhook_status = "pending"
-                s.add(
-                    _outbox_row("standard", WEBHOOK_ACTOR, [str(job_id), str(uuid.uuid4())], job_id)
-                )
+                s.add(_webhook_message(job_id))
+            created = job.created_at
+        job_finished("canceled", created, now)  # counted once committed
         self.db.wake_local()
         self.db.job_finished_local(str(job_id))
         return before

@@ -50,7 +50,12 @@ STEP_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         optional={k: st.floats(0, 4, **finite) for k in ("brightness", "contrast", "saturation")},
     ),
     "watermark": st.fixed_dictionaries(
-        {"text": st.text(min_size=1, max_size=200)},
+        {
+            # Drawable text: control characters and blank text are refused (spec.job).
+            "text": st.text(
+                st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=200
+            ).filter(str.strip)
+        },
         optional={"opacity": st.floats(0, 1, **finite), "size": st.floats(0.01, 1, **finite)},
     ),
     "keep_metadata": st.just({}),

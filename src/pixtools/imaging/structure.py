@@ -37,9 +37,14 @@ def _jpeg(data: bytes | bytearray) -> None:
     pos, end = 2, len(data)
     sof: tuple[int, int, int] | None = None  # marker, width, height
     while True:
-        while pos < end and data[pos] == 0xFF and pos + 1 < end and data[pos + 1] == 0xFF:
+        if pos < end and data[pos] != 0xFF:
+            # Stray bytes between segments: libjpeg skips to the next marker, so do we.
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                raise _corrupt("jpeg", "the file ends inside its headers")
+        while pos + 1 < end and data[pos + 1] == 0xFF:
             pos += 1  # fill bytes before a marker
-        if pos + 4 > end or data[pos] != 0xFF:
+        if pos + 4 > end:
             raise _corrupt("jpeg", "the file ends inside its headers")
         marker = data[pos + 1]
         if marker in _STANDALONE:
@@ -133,6 +138,10 @@ def gif_frames(data: bytes | bytearray, max_frames: int) -> int:
             frames += 1
             if frames > max_frames:
                 return frames  # enough to refuse: the rest is not walked
+        elif frames:
+            # Bytes that are no block after a whole frame (a second file appended, junk):
+            # decoders stop there, and so does the count.
+            return frames
         else:
             raise _corrupt("gif", f"unknown block 0x{kind:02X} at byte {pos}")
     raise _corrupt("gif", "no trailer (the file is cut short)")

@@ -143,6 +143,8 @@ async def _come_back_later(svc: Services, job_id: str, name: str, held: Held) ->
 async def _render_and_store(
     svc: Services, source_key: str, jid: uuid.UUID, name: str, steps_data: list[Any], attempt: int
 ) -> Finished:
+    from msgspec import ValidationError
+
     from pixtools.imaging import ImageError, render_output
     from pixtools.spec.job import steps_from_builtins
 
@@ -154,9 +156,11 @@ async def _render_and_store(
             steps_from_builtins(steps_data),
             max_pixels=svc.settings.max_pixels,
         )
-    except ImageError as exc:
+    except ImageError as exc:  # the engine's permanent class (see docs/imaging.md)
         log.info("output %s/%s failed permanently: %s", jid, name, exc)
         return await svc.jobs.fail_output(jid, name, attempt, str(exc))
+    except ValidationError as exc:  # steps stored by an older version, invalid now: permanent
+        return await svc.jobs.fail_output(jid, name, attempt, f"invalid steps: {exc}")
     except ImportError as exc:  # an ML op on a worker without the ml extra: no retry helps
         return await svc.jobs.fail_output(
             jid, name, attempt, f"this worker cannot run ML ops ({exc}); install the ml extra"

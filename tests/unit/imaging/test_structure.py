@@ -153,3 +153,29 @@ def test_any_truncation_is_refused_or_renders(fmt: str, fraction: float) -> None
         return
     out = render_output(cut, [Resize(width=24), Convert(format="png")], max_pixels=MAX_PIXELS)
     assert (out.width, out.height) == (24, 16)
+
+
+def test_pillow_never_seeks_through_a_gifs_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted by Pillow, every frame was a seek (700,000 frames: 11 s), at submit and again
+    for each output. The real seek is wrapped to count its calls: at submit the walk does
+    not seek, and a render decodes frame 0 only."""
+    from PIL import GifImagePlugin
+
+    seeks: list[int] = []
+    real_seek = GifImagePlugin.GifImageFile._seek
+
+    def counting_seek(self: GifImagePlugin.GifImageFile, frame: int, *args: object) -> None:
+        seeks.append(frame)
+        real_seek(self, frame, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "_seek", counting_seek)
+    many = _gif(3000, (10, 10))
+    with pytest.raises(TooManyPixels):
+        probe(many, max_pixels=100 * 100)  # bound: 100 frames of 10x10
+    assert max(seeks, default=0) == 0  # only the first frame is ever read
+    seeks.clear()
+    few = _gif(50, (10, 10))
+    assert probe(few, max_pixels=MAX_PIXELS).frames == 50
+    render_output(few, [Convert(format="png")], max_pixels=MAX_PIXELS)
+    render_output(few, [Resize(width=5)], max_pixels=MAX_PIXELS)
+    assert max(seeks, default=0) == 0

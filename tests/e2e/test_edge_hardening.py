@@ -8,6 +8,7 @@ embedded mode): the deadlines live in the server and its protocol, not in a test
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -53,8 +54,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         tmp_path_factory.mktemp("edge"),
         header_timeout="2",
         body_timeout="6",
-        body_idle_timeout="2",
+        body_idle_timeout="5",
         upload_concurrency="2",
+        upload_wait_seconds="2",
         rate_limit_per_minute="0",
         webhook_secret="s3cret",
         cors_origin="https://ui.example",
@@ -195,9 +197,16 @@ def test_uploads_beyond_the_cap_get_503_with_retry_after(server: Stack) -> None:
         assert refused.json()["status_code"] == 503
         assert "uploads in progress" in refused.json()["detail"]
         assert refused.headers["x-content-type-options"] == "nosniff"
-        for sock in held:
-            sock.sendall(body[1000:])
-            assert read_until_closed_or_response(sock).startswith(b"HTTP/1.1 202")
+        # A submission arriving in a burst waits for a slot instead of failing: it gets in
+        # as soon as one of the held uploads finishes (well within its 2 s wait).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(post_form, server, body)
+            time.sleep(0.3)  # let it start waiting (not an assertion on time)
+            held[0].sendall(body[1000:])
+            assert read_until_closed_or_response(held[0]).startswith(b"HTTP/1.1 202")
+            assert waiting.result().status_code == 202
+        held[1].sendall(body[1000:])
+        assert read_until_closed_or_response(held[1]).startswith(b"HTTP/1.1 202")
     finally:
         for sock in held:
             sock.close()

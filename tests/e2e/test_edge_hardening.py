@@ -273,6 +273,27 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_escape_the_limit(
         stack.stop_all()
 
 
+def test_behind_a_trusted_proxy_the_client_is_the_last_untrusted_forwarded_address(
+    tmp_path: Path,
+) -> None:
+    stack = start_dev(tmp_path, rate_limit_per_minute="3", trusted_proxies="127.0.0.1")
+    try:
+        if 60 - time.time() % 60 < 5:
+            time.sleep(60 - time.time() % 60 + 0.1)
+
+        def status(forwarded: str) -> int:
+            headers = {"X-Forwarded-For": forwarded}
+            return httpx.get(stack.base_url + "/api/v1/jobs", headers=headers).status_code
+
+        assert [status("198.51.100.1") for _ in range(4)] == [200, 200, 200, 429]
+        # What the client wrote left of the proxy's entry changes nothing...
+        assert status("203.0.113.5, 198.51.100.1") == 429
+        # ...while another real client (the proxy's last entry) has its own budget.
+        assert status("198.51.100.1, 198.51.100.2") == 200
+    finally:
+        stack.stop_all()
+
+
 # --- #14.11: names end at the end --------------------------------------------------------------
 
 

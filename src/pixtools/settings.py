@@ -72,8 +72,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         ),
     ] = ""
     upload_concurrency: Annotated[
-        int, _doc("uploads one API process reads at once; more get 503 + Retry-After", ge=1)
+        int, _doc("job submissions one API process reads at once", ge=1)
     ] = 8
+    upload_wait_seconds: Annotated[
+        float, _doc("how long a submission waits for a free slot before 503", ge=0)
+    ] = 10.0
     header_timeout: Annotated[
         float, _doc("seconds a client has to send a request's headers (uvicorn)", gt=0)
     ] = 10.0

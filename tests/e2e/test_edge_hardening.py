@@ -8,6 +8,7 @@ embedded mode): the deadlines live in the server and its protocol, not in a test
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -53,8 +54,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         tmp_path_factory.mktemp("edge"),
         header_timeout="2",
         body_timeout="6",
-        body_idle_timeout="2",
+        body_idle_timeout="5",
         upload_concurrency="2",
+        upload_wait_seconds="2",
         rate_limit_per_minute="0",
         webhook_secret="s3cret",
         cors_origin="https://ui.example",
@@ -195,9 +197,16 @@ def test_uploads_beyond_the_cap_get_503_with_retry_after(server: Stack) -> None:
         assert refused.json()["status_code"] == 503
         assert "uploads in progress" in refused.json()["detail"]
         assert refused.headers["x-content-type-options"] == "nosniff"
-        for sock in held:
-            sock.sendall(body[1000:])
-            assert read_until_closed_or_response(sock).startswith(b"HTTP/1.1 202")
+        # A submission arriving in a burst waits for a slot instead of failing: it gets in
+        # as soon as one of the held uploads finishes (well within its 2 s wait).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(post_form, server, body)
+            time.sleep(0.3)  # let it start waiting (not an assertion on time)
+            held[0].sendall(body[1000:])
+            assert read_until_closed_or_response(held[0]).startswith(b"HTTP/1.1 202")
+            assert waiting.result().status_code == 202
+        held[1].sendall(body[1000:])
+        assert read_until_closed_or_response(held[1]).startswith(b"HTTP/1.1 202")
     finally:
         for sock in held:
             sock.close()
@@ -260,6 +269,27 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_escape_the_limit(
             for i in range(8)
         ]
         assert codes[:5] == [200] * 5 and codes[5:] == [429] * 3, codes
+    finally:
+        stack.stop_all()
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_last_untrusted_forwarded_address(
+    tmp_path: Path,
+) -> None:
+    stack = start_dev(tmp_path, rate_limit_per_minute="3", trusted_proxies="127.0.0.1")
+    try:
+        if 60 - time.time() % 60 < 5:
+            time.sleep(60 - time.time() % 60 + 0.1)
+
+        def status(forwarded: str) -> int:
+            headers = {"X-Forwarded-For": forwarded}
+            return httpx.get(stack.base_url + "/api/v1/jobs", headers=headers).status_code
+
+        assert [status("198.51.100.1") for _ in range(4)] == [200, 200, 200, 429]
+        # What the client wrote left of the proxy's entry changes nothing...
+        assert status("203.0.113.5, 198.51.100.1") == 429
+        # ...while another real client (the proxy's last entry) has its own budget.
+        assert status("198.51.100.1, 198.51.100.2") == 200
     finally:
         stack.stop_all()
 

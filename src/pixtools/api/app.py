@@ -37,7 +37,6 @@ from pixtools.api.middleware import (
     RateLimitMiddleware,
     RequestGuardMiddleware,
     RequestMetricsMiddleware,
-    UploadSlots,
     add_security_headers,
 )
 from pixtools.api.openapi import document_errors
@@ -175,7 +174,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
                 "metrics": metrics_,
                 "started": time.time(),
                 "trusted_networks": settings.trusted_networks,
-                "upload_slots": UploadSlots(),
+                "upload_slots": asyncio.Semaphore(settings.upload_concurrency),
             }
         ),
         cors_config=cors,

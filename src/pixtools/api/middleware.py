@@ -243,9 +243,10 @@ class RequestGuardMiddleware(ASGIMiddleware):
     A body must arrive within ``body_timeout`` seconds in all, with no pause longer than
     ``body_idle_timeout`` (408 otherwise), so a client trickling bytes cannot hold a
     connection and its buffer. At most ``upload_concurrency`` job submissions are read at
-    once per process (memory is about that many times ``max_upload_bytes``); the rest get an
-    immediate 503 with Retry-After. A client that disconnects mid-body is a 499, logged once
-    at INFO. (The headers' deadline is the server's: see ``pixtools.api.serving``.)
+    once per process (memory is about that many times ``max_upload_bytes``); another waits up
+    to ``upload_wait_seconds`` for a slot, then gets 503 with Retry-After. A client that
+    disconnects mid-body is a 499, logged once at INFO. (The headers' deadline is the
+    server's: see ``pixtools.api.serving``.)
     """
 
     scopes = (ScopeType.HTTP,)
@@ -286,8 +287,12 @@ class RequestGuardMiddleware(ASGIMiddleware):
         if method != "POST" or scope["path"] not in UPLOAD_PATHS:
             await next_app(scope, guarded_receive, send)
             return
-        uploads: UploadSlots = state.upload_slots
-        if uploads.in_use >= settings.upload_concurrency:
+        slots: asyncio.Semaphore = state.upload_slots
+        try:
+            # A burst waits a little for a slot (its body stays in the kernel's buffers,
+            # unread); a sustained overload is refused rather than queued without bound.
+            await asyncio.wait_for(slots.acquire(), settings.upload_wait_seconds)
+        except TimeoutError:
             await send_error(
                 send,
                 503,
@@ -296,15 +301,7 @@ class RequestGuardMiddleware(ASGIMiddleware):
                 retry_after=UPLOAD_RETRY_AFTER,
             )
             return
-        uploads.in_use += 1
         try:
             await next_app(scope, guarded_receive, send)
         finally:
-            uploads.in_use -= 1
-
-
-class UploadSlots:
-    """Uploads being read by this process (one event loop: a plain counter is enough)."""
-
-    def __init__(self) -> None:
-        self.in_use = 0
+            slots.release()

@@ -66,7 +66,8 @@ REASONS = {
 JOB = "/api/v1/jobs/{job_id}"
 DEAD_LETTERS = "/api/v1/admin/dead-letters"
 
-#: Errors each operation can answer, beyond the 429 every /api/ route can.
+#: Errors each operation can answer, beyond the 429 every /api/ route can. A route missing
+#: here gets ``_default_errors``.
 ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/jobs"): (400, 401, 408, 409, 413, 415, 422, 503),
     ("get", "/api/v1/jobs"): (400, 401),
@@ -116,23 +117,44 @@ def _operation(item: PathItem, method: str) -> Operation | None:
     return op if isinstance(op, Operation) else None
 
 
+def _default_errors(method: str, path: str) -> tuple[int, ...]:
+    """A route the table does not list yet: what any authenticated route can answer."""
+    statuses = [400, 401]
+    if "{" in path:
+        statuses.append(404)
+    if method != "get":
+        statuses.append(409)
+    return tuple(statuses)
+
+
+def _add_errors(op: Operation, statuses: tuple[int, ...]) -> None:
+    responses = dict(op.responses or {})
+    responses.pop("400", None)  # Litestar's generic one; ours below says what it means
+    for status in (*statuses, 429):  # every /api/ route is rate limited
+        responses[str(status)] = _error_response(status)
+    op.responses = responses
+
+
 def document_errors(schema: OpenAPI) -> OpenAPI:
     """Add every route's error answers, the error body and the binary downloads, in place."""
     components = schema.components if isinstance(schema.components, Components) else Components()
     schema.components = components
     components.schemas = {**(components.schemas or {}), "Error": ERROR_SCHEMA}
     paths = schema.paths or {}
-    for (method, path), statuses in ERRORS.items():
+    for method, path in ERRORS:
         item = paths.get(path)
-        op = _operation(item, method) if isinstance(item, PathItem) else None
-        if op is None:
+        if not isinstance(item, PathItem) or _operation(item, method) is None:
             raise RuntimeError(f"the OpenAPI table names {method.upper()} {path}, not a route")
-        responses = dict(op.responses or {})
-        responses.pop("400", None)  # Litestar's generic one; ours below says what it means
-        for status in (*statuses, 429):  # every /api/ route is rate limited
-            responses[str(status)] = _error_response(status)
-        op.responses = responses
+    for path, item in paths.items():
+        if not path.startswith("/api/") or not isinstance(item, PathItem):
+            continue
+        for method in ("get", "post", "put", "patch", "delete"):
+            op = _operation(item, method)
+            if op is not None:
+                statuses = ERRORS.get((method, path)) or _default_errors(method, path)
+                _add_errors(op, statuses)
     image_types = sorted({FORMATS[name].content_type for name in get_args(OutputFormat)})
+
     outputs = _operation(paths[JOB + "/outputs/{name}"], "get")
     archive = _operation(paths[JOB + "/archive"], "get")
     assert outputs is not None and archive is not None and outputs.responses and archive.responses

@@ -96,7 +96,9 @@ def _start_part(form: JobForm, segment: MultipartSegment) -> None:
         raise _error(400, "spec", "must be a text field with the JSON, not a file part")
     form._parts[name] = bytearray()
     if name == "file":
-        filename = segment.filename or _extended_filename(segment)
+        filename = segment.filename
+        if filename is None:
+            filename = _extended_filename(segment)
         if filename is None:
             # A text field named "file" is not an upload.
             raise _error(400, "file", "must be a file part (with a filename)")

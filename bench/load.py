@@ -31,6 +31,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -132,33 +133,51 @@ async def run_step(
     e2e: dict[str, list[float]] = {name: [] for name in bodies}
     failures: list[str] = []
     throttled = 0
+    transport_retries = 0
     accepted = 0
     finished = 0
     deadline = time.monotonic() + seconds
 
+    async def call(method: str, url: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+        # A pooled keep-alive connection the server closes just as it is reused fails the
+        # request before it is sent: retried (the submit carries an Idempotency-Key, so a
+        # retried submit can never make a second job) and counted.
+        nonlocal transport_retries
+        for attempt in range(4):
+            try:
+                async with client.request(method, url, **kw) as r:
+                    return r.status, await r.json(), dict(r.headers)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if attempt == 3:
+                    raise
+                transport_retries += 1
+                await asyncio.sleep(0.1)
+        raise AssertionError("unreachable")
+
     async def one(kind: str) -> None:
         nonlocal throttled, accepted, finished
         body, ctype = bodies[kind]
+        headers = {"content-type": ctype, "Idempotency-Key": uuid.uuid4().hex}
         started = time.perf_counter()
         while True:
             t = time.perf_counter()
-            async with client.post("/api/v1/jobs", data=body, headers={"content-type": ctype}) as r:
-                answer = await r.json()
-                if r.status == 429:  # honour the limit, then try again: not a failure
-                    throttled += 1
-                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-                    continue
-                if r.status != 202:
-                    failures.append(f"submit {r.status}: {str(answer)[:200]}")
-                    return
+            status, answer, answer_headers = await call(
+                "POST", "/api/v1/jobs", data=body, headers=headers
+            )
+            if status == 429:  # honour the limit, then try again: not a failure
+                throttled += 1
+                await asyncio.sleep(float(answer_headers.get("Retry-After", "1")))
+                continue
+            if status not in (200, 202):
+                failures.append(f"submit {status}: {str(answer)[:200]}")
+                return
             submit.append(time.perf_counter() - t)
             accepted += 1
             break
         job_id = answer["id"]
         end = time.monotonic() + seconds + drain
         while time.monotonic() < end:
-            async with client.get(f"/api/v1/jobs/{job_id}", params={"wait": 20}) as r:
-                job = await r.json()
+            _, job, _ = await call("GET", f"/api/v1/jobs/{job_id}", params={"wait": 20})
             if job["status"] not in ("queued", "running"):
                 finished += 1
                 if job["status"] != "succeeded":
@@ -186,6 +205,7 @@ async def run_step(
         "failed": len(failures),
         "failures": failures[:5],
         "throttled": throttled,
+        "transport_retries": transport_retries,
         "jobs_per_s": round(finished / wall, 2),
         "submit_ms": {f"p{q}": round(pct(submit, q) * 1000, 1) for q in (50, 95, 99)},
         "e2e_s": {f"p{q}": round(pct(all_e2e, q), 2) for q in (50, 95, 99)},

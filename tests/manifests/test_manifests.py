@@ -43,6 +43,7 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
 }
 K8S_SCHEMA_VERSION = os.environ.get("PIXTOOLS_K8S_VERSION", "1.31.0")
 
@@ -560,11 +561,15 @@ def test_only_the_api_is_reachable_from_outside_the_namespace(objects: Objects) 
                 continue
             for peer in peers:
                 if "namespaceSelector" in peer:
-                    # Other namespaces: only Prometheus, and only on a metrics port.
-                    assert peer["namespaceSelector"] == {
-                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
-                    }
-                    assert [p["port"] for p in rule["ports"]] == ["prometheus"]
+                    # Other namespaces: only Prometheus, and only on a metrics port; and
+                    # KEDA (prod) reading RabbitMQ's queue lengths over AMQP.
+                    namespace = peer["namespaceSelector"]["matchLabels"]
+                    ports = [p["port"] for p in rule["ports"]]
+                    if namespace == {"kubernetes.io/metadata.name": "keda"}:
+                        assert selected == {"rabbitmq"} and ports == ["amqp"]
+                        continue
+                    assert namespace == {"kubernetes.io/metadata.name": "monitoring"}
+                    assert ports in (["prometheus"], ["metrics"])
                 else:
                     assert "ipBlock" not in peer, policy["metadata"]["name"]
                     assert peer["podSelector"] == {
@@ -578,6 +583,7 @@ def test_broker_and_cache_admit_only_pixtools_pods(name: str, port: str, objects
         p
         for p in of_kind(objects, "NetworkPolicy")
         if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == name
+        and p["metadata"]["name"] == f"{name}-ingress"  # (prod adds rabbitmq-from-keda)
     ]
     (policy,) = policies
     rules = [r for r in policy["spec"]["ingress"] if [p["port"] for p in r["ports"]] == [port]]
@@ -595,7 +601,7 @@ def test_every_pod_is_selected_by_some_ingress_allow_or_needs_none(objects: Obje
     pods = {
         w["metadata"]["name"]: pod_template(w)["metadata"]["labels"] for w in workloads(objects)
     }
-    listening = {"api", "rabbitmq", "redis"}
+    listening = {"api", "rabbitmq", "redis", "worker-standard", "worker-ml"}  # workers: /metrics
     allowed = set()
     for policy in of_kind(objects, "NetworkPolicy"):
         if policy["spec"].get("ingress"):
@@ -640,7 +646,7 @@ def test_maintenance_cronjobs(name: str, schedule: str | re.Pattern[str], object
 
 def test_alerts_cover_the_seed_minimum(objects: Objects) -> None:
     rule = named(objects, "PrometheusRule", "pixtools")
-    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
     assert seconds(alerts["PixToolsApiDown"]["for"]) == 5 * 60
     assert seconds(alerts["PixToolsQueueBacklog"]["for"]) == 10 * 60
     assert "standard|ml" in alerts["PixToolsQueueBacklog"]["expr"]
@@ -685,7 +691,8 @@ def test_overlays_differ_only_in_what_an_environment_owns() -> None:
         r"|Deployment/[\w-]+/spec/template/spec/(init)?[cC]ontainers/\d+/image"
         r"|StatefulSet/.+/image|CronJob/.+/image"
         r"|ConfigMap/pixtools-config/data/(PIXTOOLS_LOG_LEVEL|OTEL_RESOURCE_ATTRIBUTES)"
-        r"|TargetGroupBinding/api/spec/targetGroupARN)$"
+        r"|TargetGroupBinding/api/spec/targetGroupARN"
+        r"|ScaledObject/.+|NetworkPolicy/rabbitmq-from-keda/.+)$"
     )
     assert sorted(k for k in differing if not allowed.match(k)) == []
     assert "TargetGroupBinding/api/spec/targetGroupARN" in differing

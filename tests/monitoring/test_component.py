@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from typing import Any
 
@@ -70,3 +71,44 @@ def test_dashboards_ship_to_the_grafana_sidecar(rendered: list[dict[str, Any]]) 
         promrules.ROOT / "ansible" / "roles" / "monitoring" / "templates" / "helmchart.yaml.j2"
     ).read_text()
     assert "searchNamespace: ALL" in chart and "label: grafana_dashboard" in chart
+
+
+def test_prod_scales_each_worker_on_its_queue_with_keda() -> None:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(promrules.ROOT / "manifests" / "overlays" / "prod")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    objects = [d for d in yaml.safe_load_all(out.stdout) if d]
+    scaled = {
+        d["spec"]["scaleTargetRef"]["name"]: d for d in objects if d["kind"] == "ScaledObject"
+    }
+    assert set(scaled) == {"worker-standard", "worker-ml"}
+    deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
+    for name, obj in scaled.items():
+        (trigger,) = obj["spec"]["triggers"]
+        meta = trigger["metadata"]
+        assert trigger["type"] == "rabbitmq" and meta["mode"] == "QueueLength"
+        # The queue this Deployment consumes, read with the URL its container already has.
+        command = deployments[name]["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert meta["queueName"] == command[command.index("--queues") + 1]
+        assert meta["hostFromEnv"] == "PIXTOOLS_RABBITMQ_URL"
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert {"secretRef": {"name": "pixtools-runtime"}} in container["envFrom"]
+        assert 1 <= obj["spec"]["minReplicaCount"] < obj["spec"]["maxReplicaCount"]
+    # KEDA itself: pinned, installed by the monitoring role, with small requests.
+    role = promrules.ROOT / "ansible" / "roles" / "monitoring"
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    assert re.fullmatch(r"\d+\.\d+\.\d+", defaults["keda_chart_version"])
+    assert "keda-helmchart.yaml.j2" in (role / "tasks" / "main.yml").read_text()
+    # dev renders no ScaledObject: the dev cluster may run without KEDA.
+    dev = subprocess.run(
+        ["kubectl", "kustomize", str(promrules.ROOT / "manifests" / "overlays" / "dev")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "kind: ScaledObject" not in dev

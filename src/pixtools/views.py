@@ -35,6 +35,12 @@ class OutputOut(msgspec.Struct):
     attempts: int
     error: str | None
     result: dict[str, Any] | None
+    # For clients that draw progress: a small WebP of an image output, and when a running
+    # output's worker last showed it was alive (stale past the server's stale window).
+    preview_url: str | None = None
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class ArchiveOut(msgspec.Struct):
@@ -83,6 +89,10 @@ def _output(job_id: str, o: OutputRow) -> OutputOut:
         attempts=o.attempts,
         error=o.error,
         result=o.result,
+        preview_url=f"/api/v1/jobs/{job_id}/outputs/{o.name}/preview" if ready else None,
+        started_at=aware(o.started_at) if o.started_at else None,
+        heartbeat_at=aware(o.heartbeat_at) if o.heartbeat_at else None,
+        finished_at=aware(o.finished_at) if o.finished_at else None,
     )
 
 

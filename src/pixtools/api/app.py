@@ -32,7 +32,7 @@ from pixtools.api.auth import provide_admin, provide_principal
 from pixtools.api.catalogue import operations
 from pixtools.api.docs import docs_router
 from pixtools.api.health import health, livez, metrics, readyz
-from pixtools.api.jobs import JobController, webhook_attempts
+from pixtools.api.jobs import JobController, client_config, webhook_attempts
 from pixtools.api.middleware import (
     RateLimitMiddleware,
     RequestGuardMiddleware,
@@ -152,6 +152,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             AdminController,
             webhook_attempts,
             operations,
+            client_config,
             livez,
             readyz,
             health,

@@ -10,11 +10,16 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_202_ACCEPTED,
+    HTTP_204_NO_CONTENT,
+    HTTP_409_CONFLICT,
+)
 
 from pixtools.api.auth import PrincipalDep, ServicesDep, authenticated
 from pixtools.api.upload import SubmitOperation, read_job_form
@@ -30,13 +35,24 @@ from pixtools.imaging import (
 from pixtools.spec.job import JobSpec, SpecError, check_against_source, parse_spec, spec_to_builtins
 from pixtools.spec.ops import op_of
 from pixtools.spec.status import TERMINAL_JOB
-from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, NewJob, NewOutput
+from pixtools.store.jobs import (
+    IdempotencyClaim,
+    IdempotencyConflict,
+    JobRecord,
+    NewJob,
+    NewOutput,
+)
 from pixtools.store.objects import ObjectNotFound, source_key
+from pixtools.store.previews import output_preview_key, source_preview_key
 from pixtools.store.webhooks import Attempt, WebhookRepository
 from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
 from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
 
 SNIFF_BYTES = 64
+PROXY_DOC = (
+    "true: the bytes come from this API instead of a redirect to a presigned storage URL "
+    "(for a browser page whose CSP allows this origin only)"
+)
 # In embedded mode the workers are this process: ML ops need the ml extra here. (In services
 # mode the ML worker is another process; the API never imports onnxruntime.)
 ML_AVAILABLE = importlib.util.find_spec("onnxruntime") is not None
@@ -225,6 +241,15 @@ class JobController(Controller):
         cursor: Annotated[
             str | None, QueryParameter(name="cursor", required=False, max_length=200)
         ] = None,
+        q: Annotated[
+            str | None,
+            QueryParameter(
+                name="q",
+                required=False,
+                max_length=255,
+                description="only jobs whose source filename contains this (case-insensitive)",
+            ),
+        ] = None,
     ) -> JobPage:
         before = None
         if cursor:
@@ -233,7 +258,7 @@ class JobController(Controller):
             except (ValueError, UnicodeDecodeError):
                 raise field_error("cursor", "not a cursor returned by this API") from None
         records = await services.jobs.page(
-            principal.owner, status=status, limit=limit + 1, before=before
+            principal.owner, status=status, limit=limit + 1, before=before, name=q
         )
         page, more = records[:limit], len(records) > limit
         next_cursor = encode_cursor(page[-1].job.created_at, page[-1].job.id) if more else None
@@ -277,6 +302,7 @@ class JobController(Controller):
         principal: PrincipalDep,
         job_id: FromPath[uuid.UUID],
         name: FromPath[str],
+        proxy: Annotated[bool, QueryParameter(name="proxy", description=PROXY_DOC)] = False,
     ) -> Response[bytes] | Redirect:
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
@@ -296,11 +322,16 @@ class JobController(Controller):
             out.object_key,
             f"{name}.{out.object_key.rsplit('.', 1)[-1]}",
             out.content_type or "application/octet-stream",
+            proxy=proxy,
         )
 
     @get("/{job_id:uuid}/archive", summary="Download the ZIP of all succeeded outputs")
     async def download_archive(
-        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+        self,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        job_id: FromPath[uuid.UUID],
+        proxy: Annotated[bool, QueryParameter(name="proxy", description=PROXY_DOC)] = False,
     ) -> Response[bytes] | Redirect:
         record = await services.jobs.get(job_id, principal.owner)
         if record is None:
@@ -312,7 +343,9 @@ class JobController(Controller):
             raise Conflict(
                 detail=f"archive is {job.archive_status}", extra={"status": job.archive_status}
             )
-        return await _object_response(services, job.archive_key, f"{job_id}.zip", "application/zip")
+        return await _object_response(
+            services, job.archive_key, f"{job_id}.zip", "application/zip", proxy=proxy
+        )
 
     @post(
         "/{job_id:uuid}/retry", status_code=HTTP_202_ACCEPTED, summary="Re-run the failed outputs"
@@ -355,11 +388,110 @@ class JobController(Controller):
         assert record is not None
         return job_out(record)
 
+    @get(
+        "/{job_id:uuid}/outputs/{name:str}/preview",
+        summary="A small WebP preview of an image output",
+        description="At most 320 px on its longest side, made by the worker beside the "
+        "output. 404 when the output has no preview (an analysis, or made before previews "
+        "existed); 409 while the output is not succeeded.",
+    )
+    async def output_preview(
+        self,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        job_id: FromPath[uuid.UUID],
+        name: FromPath[str],
+    ) -> Response[bytes]:
+        record = await services.jobs.get(job_id, principal.owner)
+        if record is None:
+            raise NotFoundException(detail="job not found")
+        out = next((o for o in record.outputs if o.name == name), None)
+        if out is None:
+            raise NotFoundException(detail=f"no output named {name!r}")
+        if out.status != "succeeded":
+            raise Conflict(detail=f"output {name!r} is {out.status}", extra={"status": out.status})
+        if out.object_key is None:
+            raise NotFoundException(detail=f"output {name!r} is an analysis: it has no preview")
+        return await _preview_response(services, output_preview_key(str(job_id), name))
+
+    @get(
+        "/{job_id:uuid}/source/preview",
+        summary="A small WebP preview of the job's source",
+        description="Made by the worker with the job's first finished output; 404 before.",
+    )
+    async def source_preview(
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+    ) -> Response[bytes]:
+        if await services.jobs.get(job_id, principal.owner) is None:
+            raise NotFoundException(detail="job not found")
+        return await _preview_response(services, source_preview_key(str(job_id)))
+
+    @delete(
+        "/{job_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a finished job and its stored objects",
+        description="The job, its outputs and every stored object (source, outputs, "
+        "previews, archive) are removed. 409 while the job is queued or running: cancel it "
+        "first.",
+    )
+    async def delete_job(
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+    ) -> None:
+        removed = await services.jobs.delete_finished(job_id, principal.owner)
+        if removed is None:
+            raise NotFoundException(detail="job not found")
+        if isinstance(removed, str):
+            raise Conflict(
+                detail=f"job is {removed}; cancel it before deleting it",
+                extra={"status": removed},
+            )
+        # The rows went first: a failure here leaves objects that S3 lifecycle rules (or
+        # `pixtools cleanup` on the local store) expire, never a job without its objects.
+        await asyncio.gather(*(services.objects.delete(k) for k in _object_keys(removed)))
+
+
+def _object_keys(record: JobRecord) -> list[str]:
+    """Every object a job may have stored, previews included."""
+    jid = str(record.job.id)
+    keys = [record.job.source.get("key"), record.job.archive_key, source_preview_key(jid)]
+    for o in record.outputs:
+        keys += [o.object_key, output_preview_key(jid, o.name)]
+    return [k for k in keys if k]
+
+
+async def _preview_response(services: ServicesDep, key: str) -> Response[bytes]:
+    # Served by the API itself (never a redirect): a few KB, and the page's CSP allows
+    # images from this origin only.
+    try:
+        data = await services.objects.get(key)
+    except ObjectNotFound:
+        raise NotFoundException(detail="no preview stored") from None
+    return Response(
+        data,
+        media_type="image/webp",
+        headers={"Cache-Control": "private, max-age=86400"},
+    )
+
+
+@get("/api/v1/config", tags=["operations"], summary="Server settings a client needs")
+async def client_config(services: ServicesDep) -> dict[str, Any]:
+    """What a client needs to know to behave: limits, and when a running output is stale."""
+    s = services.settings
+    return {
+        "stale_after_seconds": s.stale_after_seconds,
+        "heartbeat_seconds": s.heartbeat_seconds,
+        "max_upload_bytes": s.max_upload_bytes,
+        "max_pixels": s.max_pixels,
+        "output_max_attempts": s.output_max_attempts,
+        "webhooks_enabled": bool(s.webhook_secret),
+        "auth": s.auth,
+    }
+
 
 async def _object_response(
-    services: ServicesDep, key: str, filename: str, content_type: str
+    services: ServicesDep, key: str, filename: str, content_type: str, *, proxy: bool = False
 ) -> Response[bytes] | Redirect:
-    url = await services.objects.presigned_url(key, filename, content_type)
+    url = None if proxy else await services.objects.presigned_url(key, filename, content_type)
     if url is not None:
         return Redirect(url, status_code=307)
     try:

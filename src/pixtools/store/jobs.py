@@ -278,6 +278,13 @@ class _Counted:
     webhook_url: str | None
 
 
+def _filename_contains(text: str) -> sa.ColumnElement[bool]:
+    """The source filename contains ``text``, case-insensitively, wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    filename: sa.ColumnElement[str] = JobRow.source["filename"].as_string()
+    return filename.ilike(f"%{escaped}%", escape="\\")
+
+
 class JobRepository:
     """Jobs and their outputs."""
 
@@ -391,13 +398,17 @@ class JobRepository:
         status: str | None,
         limit: int,
         before: tuple[datetime, uuid.UUID] | None,
+        name: str | None = None,
     ) -> list[JobRecord]:
-        """Newest first; ``before`` is the (created_at, id) of the last job of the previous page."""
+        """Newest first; ``before`` is the (created_at, id) of the last job of the previous page;
+        ``name``: only jobs whose source filename contains it (case-insensitive)."""
         q = sa.select(JobRow)
         if owner is not None:
             q = q.where(JobRow.owner == owner)
         if status is not None:
             q = q.where(JobRow.status == status)
+        if name:
+            q = q.where(_filename_contains(name))
         if before is not None:
             q = q.where(sa.tuple_(JobRow.created_at, JobRow.id) < sa.tuple_(*before))
         q = q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
@@ -779,6 +790,27 @@ class JobRepository:
         self.db.wake_local()
         return [o.name for o in failed]
 
+    async def delete_finished(self, job_id: uuid.UUID, owner: str | None) -> JobRecord | str | None:
+        """Remove one finished job and its rows; returns what was removed (its object keys
+        are the caller's to delete), its status when it is not finished (nothing removed), or
+        None when it is unknown to this owner."""
+        async with self.db.transaction() as s:
+            job = await s.get(JobRow, job_id, with_for_update=True)
+            if job is None or (owner is not None and job.owner != owner):
+                return None
+            if job.status not in TERMINAL_JOB:
+                return job.status
+            record = JobRecord(job, (await self._outputs(s, [job_id])).get(job_id, []))
+            await self._delete_rows(s, [job_id])
+        return record
+
+    @staticmethod
+    async def _delete_rows(s: AsyncSession, ids: list[uuid.UUID]) -> None:
+        await s.execute(sa.delete(OutputRow).where(OutputRow.job_id.in_(ids)))
+        await s.execute(sa.delete(IdempotencyKeyRow).where(IdempotencyKeyRow.job_id.in_(ids)))
+        await s.execute(sa.delete(OutboxRow).where(OutboxRow.job_id.in_(ids)))
+        await s.execute(sa.delete(JobRow).where(JobRow.id.in_(ids)))
+
     async def delete_older_than(self, cutoff: datetime, limit: int = 500) -> list[JobRecord]:
         """Remove terminal jobs created before ``cutoff``; returns what was removed."""
         async with self.db.transaction() as s:
@@ -794,11 +826,5 @@ class JobRepository:
             outputs = await self._outputs(s, [j.id for j in jobs])
             removed = [JobRecord(j, outputs.get(j.id, [])) for j in jobs]
             if jobs:
-                ids = [j.id for j in jobs]
-                await s.execute(sa.delete(OutputRow).where(OutputRow.job_id.in_(ids)))
-                await s.execute(
-                    sa.delete(IdempotencyKeyRow).where(IdempotencyKeyRow.job_id.in_(ids))
-                )
-                await s.execute(sa.delete(OutboxRow).where(OutboxRow.job_id.in_(ids)))
-                await s.execute(sa.delete(JobRow).where(JobRow.id.in_(ids)))
+                await self._delete_rows(s, [j.id for j in jobs])
         return removed

@@ -35,6 +35,7 @@ from pixtools.store.jobs import (
     OutputDone,
 )
 from pixtools.store.objects import archive_key, output_key
+from pixtools.worker.previews import store_previews
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ async def _render_and_store(
         assert rendered.extension and rendered.content_type
         key = output_key(str(jid), name, rendered.extension)
         await svc.objects.put(key, rendered.data, rendered.content_type)
+    await store_previews(svc, jid, name, rendered.data, source)
     done = OutputDone(
         object_key=key,
         format=rendered.format,

@@ -1,0 +1,48 @@
+"""Preview renditions: a small WebP beside each image output (and the source), so a
+browser shows a tile without downloading a full-size output.
+
+Made by the workers from bytes they already hold; the API only serves them (it never
+decodes a full image itself).
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from PIL import Image
+
+from pixtools.imaging.decode import decode
+
+PREVIEW_MAX_SIDE = 320
+PREVIEW_QUALITY = 70
+PREVIEW_CONTENT_TYPE = "image/webp"
+
+
+def preview_size(width: int, height: int, max_side: int = PREVIEW_MAX_SIDE) -> tuple[int, int]:
+    """The preview's size: the image's aspect ratio, longest side at most ``max_side``
+    (never enlarged), each side at least 1."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def make_preview(
+    data: bytes | bytearray, *, max_pixels: int, max_side: int = PREVIEW_MAX_SIDE
+) -> bytes:
+    """A WebP of at most ``max_side`` px on its longest side, upright, in sRGB.
+
+    Raises the engine's ``ImageError`` subclasses for undecodable input, like ``decode``.
+    """
+
+    def plan(size: tuple[int, int]) -> tuple[int, int] | None:
+        return preview_size(*size, max_side=max_side)
+
+    decoded = decode(data, max_pixels=max_pixels, plan_draft=plan)
+    im = decoded.image
+    size = preview_size(*im.size, max_side=max_side)
+    if im.size != size:
+        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    if im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    buf = BytesIO()
+    im.save(buf, "WEBP", quality=PREVIEW_QUALITY, method=4)
+    return buf.getvalue()

@@ -1,0 +1,15 @@
+"""Where preview renditions live: beside what they preview, with a name no output can take.
+
+Output names match ``[a-z0-9][a-z0-9_-]*`` (no dot), so ``{name}.preview.webp`` never
+collides with an output's own ``{name}.{ext}``; the source's is under ``raw/``.
+"""
+
+from __future__ import annotations
+
+
+def output_preview_key(job_id: str, name: str) -> str:
+    return f"processed/{job_id}/{name}.preview.webp"
+
+
+def source_preview_key(job_id: str) -> str:
+    return f"raw/{job_id}/source.preview.webp"

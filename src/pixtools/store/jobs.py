@@ -67,6 +67,8 @@ class IdempotencyClaim:
 class JobRecord:
     job: JobRow
     outputs: list[OutputRow] = field(default_factory=list)
+    #: Set by ``delete_older_than``: another job still renders from this job's source object.
+    source_shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class Claim:
     attempts: int
     steps: list[Any]
     source_key: str
+    source_url: str | None = None  # a URL source: fetched into ``source_key`` first
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,10 @@ class Finished:
 
     def __bool__(self) -> bool:
         return self.recorded
+
+
+class SourceGone(LookupError):
+    """The job whose source a new job names is gone (removed, or not the owner's)."""
 
 
 class IdempotencyConflict(Exception):
@@ -262,6 +269,17 @@ _GET = (
 )
 
 
+_LOCK_SOURCE_OF = (
+    sa.select(_jobs.c.id)
+    .where(_jobs.c.id == _P("p_job_id"), _jobs.c.owner == _P("p_owner"))
+    .with_for_update(read=True)
+)
+
+
+def _of(job_id: uuid.UUID, owner: str) -> dict[str, Any]:
+    return {"p_job_id": job_id, "p_owner": owner}
+
+
 @dataclass(frozen=True, slots=True)
 class _Counted:
     """The job after an output's count-down (its row is locked until the commit)."""
@@ -287,11 +305,15 @@ class JobRepository:
         idempotency: IdempotencyClaim | None,
         *,
         metadata: dict[str, Any] | None = None,
+        source_of: tuple[uuid.UUID, str] | None = None,
     ) -> JobRecord:
         """Insert the job, its outputs, their outbox messages and the idempotency key at once;
         return the job as stored (no second read).
 
         Raises ``IdempotencyConflict`` when the key is already taken (by a concurrent twin).
+        With ``source_of`` (job id, owner: the job whose source object this one shares), that
+        job's row is share-locked first, so a concurrent cleanup either removes it before
+        (``SourceGone``) or sees this job's reference when it checks (after this commits).
         """
         now = utcnow()
         job_values = {
@@ -300,6 +322,7 @@ class JobRepository:
             "status": "queued",
             "spec": job.spec,
             "source": job.source,
+            "source_key": job.source.get("key"),
             "metadata": metadata,
             "pending_outputs": len(job.outputs),
             "archive_status": "pending" if job.archive else None,
@@ -326,6 +349,11 @@ class JobRepository:
         ]
         try:
             async with self.db.transaction() as s:
+                if (
+                    source_of is not None
+                    and await s.scalar(_LOCK_SOURCE_OF, _of(*source_of)) is None
+                ):
+                    raise SourceGone(str(source_of[0]))
                 await s.execute(_INSERT_JOB, job_values)
                 await s.execute(_INSERT_OUTPUTS, outputs)
                 await s.execute(
@@ -441,7 +469,8 @@ class JobRepository:
                 return Held(max(0.0, (stale_at - now).total_seconds()))
             if claimed.job_status == "queued":  # the job's first output to start
                 await s.execute(_JOB_RUNNING, params)
-            return Claim(claimed.attempts, claimed.steps, claimed.source["key"])
+            source = claimed.source
+            return Claim(claimed.attempts, claimed.steps, source["key"], source.get("url"))
 
     async def heartbeat(self, job_id: uuid.UUID, name: str, attempt: int) -> bool:
         """Touch a running output; False when this attempt no longer owns it."""
@@ -798,4 +827,27 @@ class JobRepository:
                 )
                 await s.execute(sa.delete(OutboxRow).where(OutboxRow.job_id.in_(ids)))
                 await s.execute(sa.delete(JobRow).where(JobRow.id.in_(ids)))
+                # A new statement: it sees every job committed meanwhile (a job made by
+                # reference share-locks its source's row, so the DELETE above waited for it).
+                keys = {j.source_key for j in jobs if j.source_key}
+                shared = set(
+                    await s.scalars(
+                        sa.select(JobRow.source_key).where(JobRow.source_key.in_(keys)).distinct()
+                    )
+                )
+                for record in removed:
+                    record.source_shared = record.job.source_key in shared
         return removed
+
+    async def set_source_facts(self, job_id: uuid.UUID, facts: dict[str, Any]) -> None:
+        """Fill in a URL source's facts once the worker has fetched it."""
+        async with self.db.transaction() as s:
+            job = await s.get(JobRow, job_id, with_for_update=True)
+            if job is not None and job.source.get("width") is None:
+                job.source = {**job.source, **facts}
+
+    async def source_in_use(self, key: str) -> bool:
+        """Does any job still render from the object ``key`` (before removing it)?"""
+        async with self.db.reads() as s:
+            found = await s.scalar(sa.select(JobRow.id).where(JobRow.source_key == key).limit(1))
+        return found is not None

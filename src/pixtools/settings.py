@@ -99,6 +99,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     worker_nice: Annotated[
         int, _doc("CPU niceness of worker processes, so the API stays responsive", ge=0, le=19)
     ] = 10
+    url_sources: Annotated[
+        bool,
+        _doc('jobs may name their source by URL ({"source": {"url": ...}}), fetched by the worker'),
+    ] = False
+    url_source_hosts: Annotated[
+        str,
+        _doc(
+            "comma-separated hosts URL sources may name; `*.example.com` allows its subdomains; "
+            "empty: none"
+        ),
+    ] = ""
+    url_source_allow_private: Annotated[
+        bool, _doc("allow URL sources at private addresses (tests, trusted networks)")
+    ] = False
+    url_source_timeout: Annotated[float, _doc("seconds to fetch a URL source", gt=0)] = 30.0
     worker_metrics_port: Annotated[
         int, _doc("port of a worker pool's Prometheus /metrics; 0: not served", ge=0, le=65535)
     ] = 0
@@ -146,6 +161,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             for item in self.trusted_proxies.split(",")
             if item.strip()
         )
+
+    def url_host_allowed(self, host: str) -> bool:
+        """Is ``host`` on ``url_source_hosts`` (exactly, or under a ``*.`` entry)?"""
+        host = host.lower().rstrip(".")
+        for item in self.url_source_hosts.split(","):
+            allowed = item.strip().lower().rstrip(".")
+            if not allowed:
+                continue
+            if allowed.startswith("*."):
+                if host.endswith(allowed[1:]):
+                    return True
+            elif host == allowed:
+                return True
+        return False
 
     @property
     def embedded(self) -> bool:

@@ -13,13 +13,15 @@ from pixtools.store.jobs import JobRecord, aware
 from pixtools.store.models import OutputRow
 
 
-class SourceOut(msgspec.Struct):
+class SourceOut(msgspec.Struct, omit_defaults=True):
     filename: str
-    format: str
-    content_type: str
-    bytes: int
-    width: int
-    height: int
+    # None only for a URL source the worker has not fetched yet.
+    format: str | None
+    content_type: str | None
+    bytes: int | None
+    width: int | None
+    height: int | None
+    url: str | None = None  # a URL source: where it is fetched from
 
 
 class OutputOut(msgspec.Struct):
@@ -124,6 +126,7 @@ def job_out(record: JobRecord) -> JobOut:
             bytes=src["bytes"],
             width=src["width"],
             height=src["height"],
+            url=src.get("url"),
         ),
         spec=j.spec,
         outputs=[_output(jid, o) for o in record.outputs],

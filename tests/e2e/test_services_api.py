@@ -447,9 +447,10 @@ async def test_long_poll_times_out_with_the_job_as_it_is(
     ("request_kwargs", "status", "field"),
     [
         (
+            # JSON is a submission by reference (docs/api.md), which must name its source.
             {"content": b'{"outputs": []}', "headers": {"content-type": "application/json"}},
             400,
-            "file",
+            "source",
         ),
         (
             {

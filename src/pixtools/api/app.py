@@ -40,6 +40,7 @@ from pixtools.api.middleware import (
     add_security_headers,
 )
 from pixtools.api.openapi import document_errors
+from pixtools.api.sources import create_upload
 from pixtools.api.waiters import JobWaiters
 from pixtools.observability.metrics import ApiMetrics
 from pixtools.services import Services, build_services
@@ -151,6 +152,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             JobController,
             AdminController,
             webhook_attempts,
+            create_upload,
             operations,
             client_config,
             livez,

@@ -32,6 +32,7 @@ from pixtools.imaging import (
     probe,
     sniff_format,
 )
+from pixtools.settings import Settings
 from pixtools.spec.job import JobSpec, SpecError, check_against_source, parse_spec, spec_to_builtins
 from pixtools.spec.ops import op_of
 from pixtools.spec.status import TERMINAL_JOB
@@ -69,6 +70,49 @@ def _refuse_ml_steps(spec: JobSpec) -> None:
                 )
 
 
+async def checked_spec(raw: str | bytes, settings: Settings) -> JobSpec:
+    """The spec parsed and allowed on this server (ML available, webhooks configured and
+    their destination public), else a 400 naming the field."""
+    try:
+        spec = parse_spec(raw)
+    except SpecError as exc:
+        raise field_error(exc.field, exc.message) from None
+    if settings.embedded and not ML_AVAILABLE:
+        _refuse_ml_steps(spec)
+    if spec.webhook_url is not None and not settings.webhook_secret:
+        raise field_error(
+            "webhook_url", "webhooks are disabled: this server has no PIXTOOLS_WEBHOOK_SECRET"
+        )
+    if spec.webhook_url is not None and not settings.webhook_allow_private:
+        try:
+            await check_webhook_destination(spec.webhook_url)
+        except UnsafeWebhookUrl as exc:
+            raise field_error("webhook_url", str(exc)) from None
+    return spec
+
+
+def job_of(
+    job_id: uuid.UUID,
+    owner: str,
+    spec: JobSpec,
+    spec_data: dict[str, Any],
+    source: dict[str, Any],
+) -> NewJob:
+    """The job to insert: ``spec_data`` is ``spec`` as stored (defaults filled in)."""
+    return NewJob(
+        id=job_id,
+        owner=owner,
+        spec=spec_data,
+        source=source,
+        webhook_url=spec.webhook_url,
+        archive=bool(spec.archive),
+        outputs=[
+            NewOutput(o.name, i, o.queue, spec_data["outputs"][i]["steps"])
+            for i, o in enumerate(spec.outputs)
+        ],
+    )
+
+
 def field_error(field: str, message: str, status: int = 400) -> HTTPException:
     return HTTPException(status_code=status, detail=f"{field}: {message}", extra={"field": field})
 
@@ -87,9 +131,12 @@ class JobController(Controller):
         status_code=HTTP_202_ACCEPTED,
         operation_class=SubmitOperation,
         summary="Submit a job",
-        description="Upload one image (`file`) and a job spec (`spec`, JSON text). "
+        description="Upload one image (`file`) and a job spec (`spec`, JSON text), or send "
+        "JSON naming the source by reference (see docs: Sources by reference). "
         "Optional header `Idempotency-Key`: the same key and request again returns 200 "
-        "with the same job; the same key with a different request is 409.",
+        "with the same job; the same key with a different request is 409. With `wait=N` "
+        "(seconds, up to 60) the answer comes when the job is finished (200) or after N "
+        "seconds (202).",
     )
     async def submit(
         self,
@@ -99,28 +146,21 @@ class JobController(Controller):
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
         ] = None,
+        wait: Annotated[float, QueryParameter(name="wait", ge=0, le=60)] = 0,
     ) -> Response[JobOut]:
+        from pixtools.api import sources  # (it builds on this module)
+
         settings = services.settings
+        if sources.is_json(request):
+            return await sources.submit_by_reference(
+                request, services, principal, idempotency_key, wait
+            )
         form = await read_job_form(request, max_file_bytes=settings.max_upload_bytes)
         if form.spec is None:
             raise field_error("spec", "a form field with the job spec as JSON text is required")
         if form.file is None:
             raise field_error("file", "a file field with the image is required")
-        try:
-            spec = parse_spec(form.spec)
-        except SpecError as exc:
-            raise field_error(exc.field, exc.message) from None
-        if settings.embedded and not ML_AVAILABLE:
-            _refuse_ml_steps(spec)
-        if spec.webhook_url is not None and not settings.webhook_secret:
-            raise field_error(
-                "webhook_url", "webhooks are disabled: this server has no PIXTOOLS_WEBHOOK_SECRET"
-            )
-        if spec.webhook_url is not None and not settings.webhook_allow_private:
-            try:
-                await check_webhook_destination(spec.webhook_url)
-            except UnsafeWebhookUrl as exc:
-                raise field_error("webhook_url", str(exc)) from None
+        spec = await checked_spec(form.spec, settings)
 
         body = form.file
         if sniff_format(body[:SNIFF_BYTES]) is None:
@@ -172,11 +212,12 @@ class JobController(Controller):
         job_id = uuid.uuid4()
         key = source_key(str(job_id), FORMATS[info.format].extension)
         await services.objects.put(key, body, info.content_type)
-        new_job = NewJob(
-            id=job_id,
-            owner=principal.owner,
-            spec=spec_data,
-            source={
+        new_job = job_of(
+            job_id,
+            principal.owner,
+            spec,
+            spec_data,
+            {
                 "filename": filename,
                 "format": info.format,
                 "content_type": info.content_type,
@@ -185,12 +226,6 @@ class JobController(Controller):
                 "height": info.height,
                 "key": key,
             },
-            webhook_url=spec.webhook_url,
-            archive=bool(spec.archive),
-            outputs=[
-                NewOutput(o.name, i, o.queue, spec_data["outputs"][i]["steps"])  # type: ignore[index]
-                for i, o in enumerate(spec.outputs)
-            ],
         )
         try:
             record = await services.jobs.create(new_job, claim, metadata=metadata)
@@ -202,11 +237,7 @@ class JobController(Controller):
             await asyncio.shield(services.objects.delete(key))
             raise
         request.app.state.metrics.jobs_submitted.inc()
-        return Response(
-            job_out(record),
-            status_code=HTTP_202_ACCEPTED,
-            headers={"Location": f"/api/v1/jobs/{job_id}"},
-        )
+        return await sources.accepted(request, services, record, wait)
 
     @staticmethod
     async def _replay(
@@ -278,21 +309,9 @@ class JobController(Controller):
         job_id: FromPath[uuid.UUID],
         wait: Annotated[float, QueryParameter(name="wait", ge=0, le=60)] = 0,
     ) -> JobOut:
-        if wait <= 0:
-            record = await services.jobs.get(job_id, principal.owner)
-            if record is None:
-                raise NotFoundException(detail="job not found")
-            return job_out(record)
-        waiters: JobWaiters = request.app.state.waiters
-        # Subscribe before reading, so a job that ends in between still wakes us.
-        with waiters.subscribe(str(job_id)) as finished:
-            record = await services.jobs.get(job_id, principal.owner)
-            if record is None:
-                raise NotFoundException(detail="job not found")
-            if record.job.status not in TERMINAL_JOB:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(finished, timeout=wait)
-                record = await services.jobs.get(job_id, principal.owner) or record
+        record = await wait_for_job(request, services, job_id, principal.owner, wait)
+        if record is None:
+            raise NotFoundException(detail="job not found")
         return job_out(record)
 
     @get("/{job_id:uuid}/outputs/{name:str}", summary="Download an output")
@@ -447,16 +466,7 @@ class JobController(Controller):
             )
         # The rows went first: a failure here leaves objects that S3 lifecycle rules (or
         # `pixtools cleanup` on the local store) expire, never a job without its objects.
-        await asyncio.gather(*(services.objects.delete(k) for k in _object_keys(removed)))
-
-
-def _object_keys(record: JobRecord) -> list[str]:
-    """Every object a job may have stored, previews included."""
-    jid = str(record.job.id)
-    keys = [record.job.source.get("key"), record.job.archive_key, source_preview_key(jid)]
-    for o in record.outputs:
-        keys += [o.object_key, output_preview_key(jid, o.name)]
-    return [k for k in keys if k]
+        await asyncio.gather(*(services.objects.delete(k) for k in removed.object_keys()))
 
 
 async def _preview_response(services: ServicesDep, key: str) -> Response[bytes]:
@@ -486,6 +496,27 @@ async def client_config(services: ServicesDep) -> dict[str, Any]:
         "webhooks_enabled": bool(s.webhook_secret),
         "auth": s.auth,
     }
+
+
+async def wait_for_job(
+    request: Request[Any, Any, Any],
+    services: ServicesDep,
+    job_id: uuid.UUID,
+    owner: str | None,
+    wait: float,
+) -> JobRecord | None:
+    """The job now, or (``wait`` > 0) as soon as it is finished, or after ``wait`` seconds."""
+    if wait <= 0:
+        return await services.jobs.get(job_id, owner)
+    waiters: JobWaiters = request.app.state.waiters
+    # Subscribe before reading, so a job that ends in between still wakes us.
+    with waiters.subscribe(str(job_id)) as finished:
+        record = await services.jobs.get(job_id, owner)
+        if record is not None and record.job.status not in TERMINAL_JOB:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished, timeout=wait)
+            record = await services.jobs.get(job_id, owner) or record
+    return record
 
 
 async def _object_response(

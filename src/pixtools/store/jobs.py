@@ -22,6 +22,7 @@ from pixtools.observability.tracing import current_traceparent
 from pixtools.spec.status import TERMINAL_JOB, final_status
 from pixtools.store.database import Database
 from pixtools.store.models import IdempotencyKeyRow, JobRow, OutboxRow, OutputRow
+from pixtools.store.previews import output_preview_key, source_preview_key
 
 PROCESS_ACTOR = {"standard": "process_output", "ml": "process_output_ml"}
 FINALIZE_ACTOR = "finalize_job"
@@ -67,6 +68,18 @@ class IdempotencyClaim:
 class JobRecord:
     job: JobRow
     outputs: list[OutputRow] = field(default_factory=list)
+    #: Set when the job is deleted: another job still renders from this job's source object.
+    source_shared: bool = False
+
+    def object_keys(self) -> list[str]:
+        """Every object this job may have stored, previews included; its source only when no
+        other job still renders from it (the source goes with the last job using it)."""
+        jid = str(self.job.id)
+        keys = [None if self.source_shared else self.job.source_key, self.job.archive_key]
+        keys.append(source_preview_key(jid))
+        for o in self.outputs:
+            keys += [o.object_key, output_preview_key(jid, o.name)]
+        return [k for k in keys if k]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +102,7 @@ class Claim:
     attempts: int
     steps: list[Any]
     source_key: str
+    source_url: str | None = None  # a URL source: fetched into ``source_key`` first
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +125,10 @@ class Finished:
 
     def __bool__(self) -> bool:
         return self.recorded
+
+
+class SourceGone(LookupError):
+    """The job whose source a new job names is gone (removed, or not the owner's)."""
 
 
 class IdempotencyConflict(Exception):
@@ -267,6 +285,17 @@ _GET = (
 )
 
 
+_LOCK_SOURCE_OF = (
+    sa.select(_jobs.c.id)
+    .where(_jobs.c.id == _P("p_job_id"), _jobs.c.owner == _P("p_owner"))
+    .with_for_update(read=True)
+)
+
+
+def _of(job_id: uuid.UUID, owner: str) -> dict[str, Any]:
+    return {"p_job_id": job_id, "p_owner": owner}
+
+
 @dataclass(frozen=True, slots=True)
 class _Counted:
     """The job after an output's count-down (its row is locked until the commit)."""
@@ -299,11 +328,15 @@ class JobRepository:
         idempotency: IdempotencyClaim | None,
         *,
         metadata: dict[str, Any] | None = None,
+        source_of: tuple[uuid.UUID, str] | None = None,
     ) -> JobRecord:
         """Insert the job, its outputs, their outbox messages and the idempotency key at once;
         return the job as stored (no second read).
 
         Raises ``IdempotencyConflict`` when the key is already taken (by a concurrent twin).
+        With ``source_of`` (job id, owner: the job whose source object this one shares), that
+        job's row is share-locked first, so a concurrent cleanup either removes it before
+        (``SourceGone``) or sees this job's reference when it checks (after this commits).
         """
         now = utcnow()
         job_values = {
@@ -312,6 +345,7 @@ class JobRepository:
             "status": "queued",
             "spec": job.spec,
             "source": job.source,
+            "source_key": job.source.get("key"),
             "metadata": metadata,
             "pending_outputs": len(job.outputs),
             "archive_status": "pending" if job.archive else None,
@@ -338,6 +372,11 @@ class JobRepository:
         ]
         try:
             async with self.db.transaction() as s:
+                if (
+                    source_of is not None
+                    and await s.scalar(_LOCK_SOURCE_OF, _of(*source_of)) is None
+                ):
+                    raise SourceGone(str(source_of[0]))
                 await s.execute(_INSERT_JOB, job_values)
                 await s.execute(_INSERT_OUTPUTS, outputs)
                 await s.execute(
@@ -457,7 +496,8 @@ class JobRepository:
                 return Held(max(0.0, (stale_at - now).total_seconds()))
             if claimed.job_status == "queued":  # the job's first output to start
                 await s.execute(_JOB_RUNNING, params)
-            return Claim(claimed.attempts, claimed.steps, claimed.source["key"])
+            source = claimed.source
+            return Claim(claimed.attempts, claimed.steps, source["key"], source.get("url"))
 
     async def heartbeat(self, job_id: uuid.UUID, name: str, attempt: int) -> bool:
         """Touch a running output; False when this attempt no longer owns it."""
@@ -802,6 +842,7 @@ class JobRepository:
                 return job.status
             record = JobRecord(job, (await self._outputs(s, [job_id])).get(job_id, []))
             await self._delete_rows(s, [job_id])
+            await self._mark_shared_sources(s, [record])
         return record
 
     @staticmethod
@@ -827,4 +868,34 @@ class JobRepository:
             removed = [JobRecord(j, outputs.get(j.id, [])) for j in jobs]
             if jobs:
                 await self._delete_rows(s, [j.id for j in jobs])
+                await self._mark_shared_sources(s, removed)
         return removed
+
+    @staticmethod
+    async def _mark_shared_sources(s: AsyncSession, removed: list[JobRecord]) -> None:
+        """After the rows are deleted: which removed jobs' sources another job still uses.
+        A new statement sees every job committed meanwhile (a job made by reference
+        share-locks its source's row, so the DELETE before this waited for it)."""
+        keys = {r.job.source_key for r in removed if r.job.source_key}
+        if not keys:
+            return
+        shared = set(
+            await s.scalars(
+                sa.select(JobRow.source_key).where(JobRow.source_key.in_(keys)).distinct()
+            )
+        )
+        for record in removed:
+            record.source_shared = record.job.source_key in shared
+
+    async def set_source_facts(self, job_id: uuid.UUID, facts: dict[str, Any]) -> None:
+        """Fill in a URL source's facts once the worker has fetched it."""
+        async with self.db.transaction() as s:
+            job = await s.get(JobRow, job_id, with_for_update=True)
+            if job is not None and job.source.get("width") is None:
+                job.source = {**job.source, **facts}
+
+    async def source_in_use(self, key: str) -> bool:
+        """Does any job still render from the object ``key`` (before removing it)?"""
+        async with self.db.reads() as s:
+            found = await s.scalar(sa.select(JobRow.id).where(JobRow.source_key == key).limit(1))
+        return found is not None

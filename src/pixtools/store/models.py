@@ -26,6 +26,9 @@ class JobRow(Base):
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     source: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    # The raw/ object the job renders from (``source["key"]``), shared by the jobs made
+    # from it by reference: an object goes only when no row names it.
+    source_key: Mapped[str | None] = mapped_column(sa.String(512))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     pending_outputs: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     archive_status: Mapped[str | None] = mapped_column(sa.String(16))
@@ -41,6 +44,7 @@ class JobRow(Base):
     __table_args__ = (
         sa.Index("ix_jobs_owner_created", "owner", "created_at", "id"),
         sa.Index("ix_jobs_status", "status"),
+        sa.Index("ix_jobs_source_key", "source_key"),
     )
 
 
@@ -132,3 +136,18 @@ class WebhookAttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
     error: Mapped[str | None] = mapped_column(sa.Text)
     duration_ms: Mapped[float] = mapped_column(sa.Float, nullable=False)
+
+
+class UploadRow(Base):
+    """A presigned upload handed out: its owner and key, until a job is made from it
+    (that job takes the upload's id, so an upload makes one job)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    key: Mapped[str] = mapped_column(sa.String(512), nullable=False)
+    max_bytes: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (sa.Index("ix_uploads_created", "created_at"),)

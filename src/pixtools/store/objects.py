@@ -44,6 +44,15 @@ class ObjectStore(Protocol):
         """A time-limited download URL, or None when the API must serve the bytes itself."""
         ...
 
+    async def read_head(self, key: str, size: int) -> tuple[int, bytes]:
+        """The object's length and its first ``size`` bytes (a ranged read)."""
+        ...
+
+    async def presigned_upload(self, key: str, max_bytes: int) -> dict[str, Any] | None:
+        """A time-limited browser-style POST (``url``, form ``fields``) that stores one file
+        of at most ``max_bytes`` under ``key``; None when this store cannot take one."""
+        ...
+
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -96,6 +105,19 @@ class LocalObjectStore:
 
     async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:
         return None
+
+    def _read_head(self, key: str, size: int) -> tuple[int, bytes]:
+        try:
+            with self._path(key).open("rb") as fh:
+                return os.fstat(fh.fileno()).st_size, fh.read(size)
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+
+    async def read_head(self, key: str, size: int) -> tuple[int, bytes]:
+        return await asyncio.to_thread(self._read_head, key, size)
+
+    async def presigned_upload(self, key: str, max_bytes: int) -> dict[str, Any] | None:
+        return None  # a folder has no URL to upload to: the file comes with the job
 
     async def ping(self) -> None:
         ok = await asyncio.to_thread(os.access, self.root, os.W_OK)
@@ -189,6 +211,33 @@ class S3ObjectStore:
             ExpiresIn=self.presign_seconds,
         )
         return url
+
+    async def read_head(self, key: str, size: int) -> tuple[int, bytes]:
+        s3 = await self._s3()
+        try:
+            resp = await s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{size - 1}")
+        except s3.exceptions.NoSuchKey:
+            raise ObjectNotFound(key) from None
+        except s3.exceptions.ClientError as exc:  # an empty object: the range is unsatisfiable
+            if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+                raise
+            return 0, b""
+        # "bytes 0-65535/4000000": the length after the slash (no Content-Range: all of it).
+        total = resp.get("ContentRange", "").rpartition("/")[2]
+        async with resp["Body"] as body:
+            head: bytes = await body.read()
+        return (int(total) if total.isdigit() else len(head)), head
+
+    async def presigned_upload(self, key: str, max_bytes: int) -> dict[str, Any] | None:
+        s3 = await self._s3()
+        # A POST policy, not a PUT: S3 enforces the size range itself (a PUT can't cap it).
+        post: dict[str, Any] = await s3.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Conditions=[["content-length-range", 1, max_bytes]],
+            ExpiresIn=self.presign_seconds,
+        )
+        return post
 
     async def ping(self) -> None:
         s3 = await self._s3()

@@ -114,7 +114,9 @@ async def _process_output(job_id: str, name: str) -> None:
     attempt = out.attempts
     started = time.perf_counter()
     async with heartbeating(svc, jid, name, attempt):
-        finished = await _render_and_store(svc, out.source_key, jid, name, out.steps, attempt)
+        finished = await _render_and_store(
+            svc, out.source_key, jid, name, out.steps, attempt, source_url=out.source_url
+        )
     if not finished:
         log.warning("output %s/%s attempt %d was superseded; result dropped", job_id, name, attempt)
         return
@@ -142,15 +144,23 @@ async def _come_back_later(svc: Services, job_id: str, name: str, held: Held) ->
 
 
 async def _render_and_store(
-    svc: Services, source_key: str, jid: uuid.UUID, name: str, steps_data: list[Any], attempt: int
+    svc: Services,
+    source_key: str,
+    jid: uuid.UUID,
+    name: str,
+    steps_data: list[Any],
+    attempt: int,
+    *,
+    source_url: str | None = None,
 ) -> Finished:
     from msgspec import ValidationError
 
     from pixtools.imaging import ImageError, render_output
     from pixtools.spec.job import steps_from_builtins
+    from pixtools.worker.fetch import load_source
 
     try:
-        source = await svc.objects.get(source_key)
+        source = await load_source(svc, jid, source_key, source_url)
         rendered = await asyncio.to_thread(
             render_output,
             source,

@@ -1,0 +1,156 @@
+"""Jobs sharing a source object: the object lives as long as any job renders from it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pixtools.maintenance.cleanup import cleanup_once
+from pixtools.services import build_services
+from pixtools.settings import Settings
+from pixtools.store.database import Database
+from pixtools.store.jobs import JobRepository, NewJob, SourceGone, utcnow
+from pixtools.store.migrate import upgrade
+from pixtools.store.models import JobRow
+from pixtools.store.sources import UploadRepository
+from tests.integration.test_repository import DONE, new_job
+
+pytestmark = pytest.mark.services
+
+
+def sharing(job: NewJob, key: str, owner: str = "tester") -> NewJob:
+    return dataclasses.replace(job, owner=owner, source={**job.source, "key": key})
+
+
+async def age(db: Database, *job_ids: uuid.UUID, days: int = 2) -> None:
+    async with db.transaction() as s:
+        await s.execute(
+            sa.update(JobRow)
+            .where(JobRow.id.in_(job_ids))
+            .values(created_at=utcnow() - timedelta(days=days))
+        )
+
+
+async def finished(repo: JobRepository, job: NewJob, source_of: uuid.UUID | None = None) -> None:
+    await repo.create(job, None, source_of=(source_of, job.owner) if source_of else None)
+    await repo.claim_output(job.id, "a", stale_after=60)
+    assert await repo.succeed_output(job.id, "a", 1, DONE)
+
+
+async def test_cleanup_keeps_a_source_another_job_still_uses(tmp_path: Path) -> None:
+    settings = Settings.from_env({"PIXTOOLS_DATA_DIR": str(tmp_path)})
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
+    svc = build_services(settings)
+    first = new_job("a")
+    key = f"raw/{first.id}/source.jpg"
+    second = sharing(new_job("a"), key)
+    try:
+        await svc.objects.put(key, b"src", "image/jpeg")
+        await finished(svc.jobs, sharing(first, key))
+        await finished(svc.jobs, second, source_of=first.id)
+        await age(svc.db, first.id)
+        assert await svc.jobs.source_in_use(key)
+    finally:
+        await svc.close()
+
+    report = await cleanup_once(settings)  # the first job and its output, not the source
+    assert report["jobs_removed"] == 1 and report["objects_removed"] == 1
+
+    svc = build_services(settings)
+    try:
+        assert await svc.jobs.get(first.id) is None
+        assert await svc.objects.exists(key)  # the second job still renders from it
+        await age(svc.db, second.id)
+    finally:
+        await svc.close()
+
+    report = await cleanup_once(settings)  # the second job, its output and the source
+    assert report["jobs_removed"] == 1 and report["objects_removed"] == 2
+    svc = build_services(settings)
+    try:
+        assert not await svc.objects.exists(key)  # the last job using it took it along
+    finally:
+        await svc.close()
+
+
+async def test_a_job_on_a_removed_or_foreign_source_is_refused(private_pg_url: str) -> None:
+    db = Database(private_pg_url)
+    repo = JobRepository(db)
+    try:
+        first = new_job("a")
+        await finished(repo, first)
+        other = new_job("a", owner="someone-else")
+        with pytest.raises(SourceGone):  # not that owner's job
+            await repo.create(other, None, source_of=(first.id, other.owner))
+        assert await repo.get(other.id) is None  # nothing inserted
+        await age(db, first.id)
+        removed = await repo.delete_older_than(utcnow() - timedelta(days=1))
+        assert first.id in [r.job.id for r in removed]
+        late = new_job("a")
+        with pytest.raises(SourceGone):  # removed meanwhile: no job on a vanished object
+            await repo.create(late, None, source_of=(first.id, late.owner))
+    finally:
+        await db.dispose()
+
+
+async def test_removal_marks_a_source_still_shared(private_pg_url: str) -> None:
+    db = Database(private_pg_url)
+    repo = JobRepository(db)
+    try:
+        first = new_job("a")
+        key = f"raw/{first.id}/source.jpg"
+        await finished(repo, sharing(first, key))
+        await finished(repo, sharing(new_job("a"), key), source_of=first.id)
+        lone = new_job("a")
+        await finished(repo, sharing(lone, f"raw/{lone.id}/source.jpg"))
+        await age(db, first.id, lone.id, days=30)
+        removed = {
+            r.job.id: r.source_shared
+            for r in await repo.delete_older_than(utcnow() - timedelta(days=29))
+        }
+        assert removed[first.id] is True and removed[lone.id] is False
+    finally:
+        await db.dispose()
+
+
+async def test_uploads_never_used_are_forgotten_with_their_objects(private_pg_url: str) -> None:
+    db = Database(private_pg_url)
+    uploads = UploadRepository(db)
+    try:
+        unused, used = uuid.uuid4(), uuid.uuid4()
+        await uploads.create(unused, "tester", f"raw/{unused}/source", 1000)
+        await uploads.create(used, "tester", f"raw/{used}/source", 1000)
+        assert await uploads.get(unused, "someone-else") is None
+        job = dataclasses.replace(new_job("a"), id=used)
+        await JobRepository(db).create(sharing(job, f"raw/{used}/source"), None)
+        keys = await uploads.delete_older_than(utcnow() + timedelta(seconds=1))
+        assert f"raw/{unused}/source" in keys and f"raw/{used}/source" not in keys
+        assert await uploads.get(used, "tester") is None
+    finally:
+        await db.dispose()
+
+
+async def test_a_job_by_reference_is_four_statements(private_pg_url: str) -> None:
+    """Submitting on a stored source: the source's row share-locked, then the same three
+    inserts as an upload's job. (The API's read of the earlier job is one more.)"""
+    db = Database(private_pg_url)
+    repo = JobRepository(db)
+    try:
+        first = new_job("a")
+        await repo.create(first, None)
+        seen: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            seen.append(statement.split(None, 1)[0].upper())
+
+        sa.event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        await repo.create(new_job("a"), None, source_of=(first.id, "tester"))
+        assert seen == ["SELECT"] + ["INSERT"] * 3
+    finally:
+        await db.dispose()

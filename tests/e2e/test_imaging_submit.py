@@ -13,8 +13,10 @@ import zlib
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image, features
 
+from pixtools.imaging.decode import avif_codec
 from pixtools.services import build_services
 from pixtools.settings import Settings
 from pixtools.store.jobs import NewJob, NewOutput
@@ -196,3 +198,24 @@ async def test_a_step_the_library_refuses_fails_once_naming_the_step(
         assert out["error"].startswith("step 0 (watermark) failed:"), out["error"]
     else:
         assert out["status"] == "succeeded", out
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF"])
+async def test_a_truncated_upload_is_422_or_processed_never_5xx(
+    stack_client: httpx.AsyncClient, fmt: str
+) -> None:
+    """Over HTTP: every cut of a valid file is refused at submit (422, or 415 when too little
+    is left to tell the format) or, when what is left is whole, processed to the end."""
+    avif_codec()
+    whole = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 100, 50)).save(whole, format=fmt)
+    data = whole.getvalue()
+    spec = {"outputs": [{"name": "o", "steps": [{"op": "resize", "width": 20}]}]}
+    for cut in sorted({1, 8, 20, len(data) // 3, len(data) // 2, len(data) - 2, len(data) - 1}):
+        resp = await _submit(stack_client, spec, data[:cut])
+        assert resp.status_code in (202, 415, 422), (cut, resp.status_code, resp.text)
+        if resp.status_code == 202:
+            done = await wait_job(stack_client, resp.json()["id"])
+            assert done["status"] == "succeeded", (cut, done)
+        else:
+            assert resp.json()["extra"]["field"] == "file"

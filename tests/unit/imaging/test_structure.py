@@ -179,3 +179,13 @@ def test_pillow_never_seeks_through_a_gifs_frames(monkeypatch: pytest.MonkeyPatc
     render_output(few, [Convert(format="png")], max_pixels=MAX_PIXELS)
     render_output(few, [Resize(width=5)], max_pixels=MAX_PIXELS)
     assert max(seeks, default=0) == 0
+
+
+def test_a_png_of_many_tiny_chunks_is_checked_at_its_end() -> None:
+    png = _valid("PNG")
+    iend = png.rindex(b"IEND") - 4
+    filler = b"\x00\x00\x00\x00tEXt\x00\x00\x00\x00" * 20_000  # empty, after the data
+    many = png[:iend] + filler + png[iend:]
+    assert probe(many, max_pixels=MAX_PIXELS).width == 48
+    with pytest.raises(CorruptImage, match="IEND"):
+        probe(png[:iend] + filler, max_pixels=MAX_PIXELS)

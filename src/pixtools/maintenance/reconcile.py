@@ -140,8 +140,9 @@ async def reconcile_pass(
     }
 
 
-async def reconcile_once(settings: Settings, *, wait: float = 120.0) -> dict[str, Any]:
-    """``pixtools reconcile``: one pass, after waiting (up to ``wait`` s) for any running one."""
+async def reconcile_once(settings: Settings, *, wait: float = 30.0) -> dict[str, Any]:
+    """``pixtools reconcile``: one pass, after waiting (up to ``wait`` s, inside the CronJob's
+    50 s deadline) for a pass another process is running; else it reports ``skipped``."""
     services = build_services(settings, pool_size=2)
     try:
         async with exclusive(services.db, wait=wait) as got:

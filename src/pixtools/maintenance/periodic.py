@@ -22,10 +22,11 @@ from typing import Any
 import dramatiq
 
 from pixtools.maintenance.reconcile import exclusive, reconcile_pass
-from pixtools.services import build_services
+from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import MemoryCache
 from pixtools.store.database import LocalSignals
+from pixtools.store.jobs import utcnow
 from pixtools.worker.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class PeriodicReconciler(dramatiq.Middleware):
         self.signals = signals
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = utcnow()
         self.passes = 0
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
@@ -102,10 +104,10 @@ class PeriodicReconciler(dramatiq.Middleware):
                 await relay.stop()
             await services.close()
 
-    async def _resume(self, services: Any) -> None:
+    async def _resume(self, services: Services) -> None:
         for attempt in range(1, 6):
             try:
-                report = await services.jobs.resume_unfinished()
+                report = await services.jobs.resume_unfinished(started=self._started)
             except Exception:  # e.g. the database still migrating: try again shortly
                 log.warning("resuming unfinished jobs failed (try %d)", attempt, exc_info=True)
                 await asyncio.to_thread(self._stop.wait, attempt)

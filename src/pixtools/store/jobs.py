@@ -746,13 +746,15 @@ class JobRepository:
         return before
 
     async def retry_failed_outputs(self, job_id: uuid.UUID, owner: str | None) -> list[str] | None:
-        """Re-run the failed outputs of a finished job; None if unknown or not finished."""
+        """Re-run the failed outputs of a finished job; None if unknown, not finished or
+        canceled."""
         now = utcnow()
         async with self.db.transaction() as s:
             job = await s.get(JobRow, job_id, with_for_update=True)
             if job is None or (owner is not None and job.owner != owner):
                 return None
-            if job.status not in TERMINAL_JOB:
+            # A canceled job stays canceled: its outputs are not all finished work to redo.
+            if job.status not in TERMINAL_JOB or job.status == "canceled":
                 return None
             outputs = (await self._outputs(s, [job_id])).get(job_id, [])
             failed = [o for o in outputs if o.status == "failed"]

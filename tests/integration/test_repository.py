@@ -373,6 +373,7 @@ async def test_cancel_ends_the_job_and_fences_its_outputs(db: Database) -> None:
     rows = await outbox_rows(db, job.id)
     assert [r.actor for r in rows if r.sent_at is None] == [WEBHOOK_ACTOR]
     assert await repo.cancel(job.id, "tester") == "canceled"  # terminal: nothing changes
+    assert await repo.retry_failed_outputs(job.id, "tester") is None  # stays canceled
 
 
 async def test_resume_unfinished_requeues_running_and_republishes_pending(db: Database) -> None:

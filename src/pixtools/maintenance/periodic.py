@@ -22,10 +22,12 @@ from typing import Any
 import dramatiq
 
 from pixtools.maintenance.reconcile import exclusive, reconcile_pass
-from pixtools.services import build_services
+from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import MemoryCache
 from pixtools.store.database import LocalSignals
+from pixtools.store.jobs import utcnow
+from pixtools.worker.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class PeriodicReconciler(dramatiq.Middleware):
         self.signals = signals
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = utcnow()
         self.passes = 0
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
@@ -71,6 +74,13 @@ class PeriodicReconciler(dramatiq.Middleware):
         # Embedded: the relay of this same process publishes the outbox, and there is no
         # broker state to check.
         pass_broker = None if settings.embedded else broker
+        # One relay for every pass: its one publishing thread keeps one broker connection
+        # (a relay per pass would leave a connection behind each time).
+        relay = (
+            None
+            if pass_broker is None
+            else OutboxRelay(services.db, pass_broker, poll_seconds=settings.outbox_poll_seconds)
+        )
         try:
             if settings.embedded:
                 await self._resume(services)
@@ -78,7 +88,7 @@ class PeriodicReconciler(dramatiq.Middleware):
                 try:
                     async with exclusive(services.db) as got:
                         if got:
-                            report = await reconcile_pass(services, pass_broker)
+                            report = await reconcile_pass(services, pass_broker, relay=relay)
                             self.passes += 1
                             if any(v for k, v in report.items() if k != "broker_marker"):
                                 log.info("reconciliation pass: %s", report)
@@ -90,12 +100,14 @@ class PeriodicReconciler(dramatiq.Middleware):
                 interval = pass_interval(settings) * random.uniform(0.8, 1.2)
                 await asyncio.to_thread(self._stop.wait, interval)
         finally:
+            if relay is not None:
+                await relay.stop()
             await services.close()
 
-    async def _resume(self, services: Any) -> None:
+    async def _resume(self, services: Services) -> None:
         for attempt in range(1, 6):
             try:
-                report = await services.jobs.resume_unfinished()
+                report = await services.jobs.resume_unfinished(started=self._started)
             except Exception:  # e.g. the database still migrating: try again shortly
                 log.warning("resuming unfinished jobs failed (try %d)", attempt, exc_info=True)
                 await asyncio.to_thread(self._stop.wait, attempt)

@@ -98,9 +98,13 @@ async def exclusive(db: Database, *, wait: float = 0.0) -> AsyncIterator[bool]:
                 await conn.commit()
 
 
-async def reconcile_pass(services: Services, broker: dramatiq.Broker | None) -> dict[str, Any]:
+async def reconcile_pass(
+    services: Services, broker: dramatiq.Broker | None, *, relay: OutboxRelay | None = None
+) -> dict[str, Any]:
     """One pass (the caller holds the lock). With ``broker`` None (embedded mode: the relay
-    of this same process publishes the outbox) the broker's state is not checked."""
+    of this same process publishes the outbox) the broker's state is not checked. A caller
+    that runs passes again and again gives its ``relay`` (its publishing thread holds one
+    broker connection); else one is made for this pass."""
     settings = services.settings
     requeued, failed = await services.jobs.requeue_stale_outputs(
         stale_after=settings.stale_after_seconds, max_attempts=settings.output_max_attempts
@@ -118,11 +122,14 @@ async def reconcile_pass(services: Services, broker: dramatiq.Broker | None) -> 
                 )
             else:
                 log.info("broker marker queue created (a new broker; nothing was pending)")
-        relay = OutboxRelay(services.db, broker, poll_seconds=settings.outbox_poll_seconds)
-        try:
+        if relay is not None:
             published = await relay.publish_pending()
-        finally:
-            await relay.stop()
+        else:
+            own = OutboxRelay(services.db, broker, poll_seconds=settings.outbox_poll_seconds)
+            try:
+                published = await own.publish_pending()
+            finally:
+                await own.stop()
     return {
         "stale_requeued": requeued,
         "stale_failed": failed,
@@ -133,8 +140,9 @@ async def reconcile_pass(services: Services, broker: dramatiq.Broker | None) -> 
     }
 
 
-async def reconcile_once(settings: Settings, *, wait: float = 120.0) -> dict[str, Any]:
-    """``pixtools reconcile``: one pass, after waiting (up to ``wait`` s) for any running one."""
+async def reconcile_once(settings: Settings, *, wait: float = 30.0) -> dict[str, Any]:
+    """``pixtools reconcile``: one pass, after waiting (up to ``wait`` s, inside the CronJob's
+    50 s deadline) for a pass another process is running; else it reports ``skipped``."""
     services = build_services(settings, pool_size=2)
     try:
         async with exclusive(services.db, wait=wait) as got:

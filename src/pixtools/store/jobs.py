@@ -726,13 +726,16 @@ class JobRepository:
             self.db.wake_local()
         return len(ids)
 
-    async def resume_unfinished(self) -> dict[str, int]:
+    async def resume_unfinished(self, *, started: datetime | None = None) -> dict[str, int]:
         """Embedded start: nothing else runs on this database, and the in-process broker
         lost every message when the process died. Every running output is re-queued (its
         worker is gone), every pending output published again, forgotten jobs finalized and
         unfinished webhook deliveries sent again."""
         republished = await self.republish_pending()  # first: not the ones re-queued below
-        requeued, failed = await self.requeue_stale_outputs(stale_after=0, max_attempts=1 << 30)
+        # Outputs whose last heartbeat predates this process's start (``started``): the
+        # workers of this process may already have claimed new ones.
+        since = 0.0 if started is None else max(0.0, (utcnow() - started).total_seconds())
+        requeued, failed = await self.requeue_stale_outputs(stale_after=since, max_attempts=1 << 30)
         finalized = await self.finalize_forgotten()
         async with self.db.transaction() as s:
             ids = (
@@ -801,13 +804,15 @@ class JobRepository:
         return before
 
     async def retry_failed_outputs(self, job_id: uuid.UUID, owner: str | None) -> list[str] | None:
-        """Re-run the failed outputs of a finished job; None if unknown or not finished."""
+        """Re-run the failed outputs of a finished job; None if unknown, not finished or
+        canceled."""
         now = utcnow()
         async with self.db.transaction() as s:
             job = await s.get(JobRow, job_id, with_for_update=True)
             if job is None or (owner is not None and job.owner != owner):
                 return None
-            if job.status not in TERMINAL_JOB:
+            # A canceled job stays canceled: its outputs are not all finished work to redo.
+            if job.status not in TERMINAL_JOB or job.status == "canceled":
                 return None
             outputs = (await self._outputs(s, [job_id])).get(job_id, [])
             failed = [o for o in outputs if o.status == "failed"]

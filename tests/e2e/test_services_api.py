@@ -223,6 +223,10 @@ async def test_oversized_upload_is_413_before_it_is_read_whole(
     big = jpeg_bytes() + b"\0" * (25 * 1024 * 1024 + 10)
     resp = await stack_client.post("/api/v1/jobs", **form({"outputs": [THUMB]}, big))
     assert resp.status_code == 413
+    # The body names the limit and the setting that raises it.
+    assert resp.json()["detail"] == (
+        "file: larger than the upload limit of 26,214,400 bytes (25 MiB, PIXTOOLS_MAX_UPLOAD_BYTES)"
+    )
 
 
 async def test_idempotency_key_replays_and_conflicts(stack_client: httpx.AsyncClient) -> None:

@@ -66,7 +66,7 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
                         buf += event
                         if len(buf) > limits[current.name or ""]:
                             if current.name == "file":
-                                raise _error(413, "file", f"larger than {max_file_bytes} bytes")
+                                raise _error(413, "file", _too_large(max_file_bytes))
                             raise _error(400, "spec", f"larger than {MAX_SPEC_BYTES} bytes")
                     elif event is None:
                         current = None
@@ -141,3 +141,11 @@ class SubmitOperation(Operation):
                 )
             },
         )
+
+
+def _too_large(limit: int) -> str:
+    """The 413 detail names the limit and the setting that raises it."""
+    return (
+        f"larger than the upload limit of {limit:,} bytes ({limit / 2**20:.4g} MiB, "
+        "PIXTOOLS_MAX_UPLOAD_BYTES)"
+    )

@@ -54,7 +54,7 @@ def alertmanager_config(topic_arn: str = TOPIC, region: str = "us-east-1") -> di
     """The routing tree as the monitoring role renders it."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # YAML, not HTML
     text = env.from_string(AM_TEMPLATE.read_text()).render(
-        alertmanager_sns_topic_arn=topic_arn, aws_region=region
+        monitoring_alertmanager_sns_topic_arn=topic_arn, aws_region=region
     )
     config: dict[str, Any] = yaml.safe_load(text)
     return config

@@ -78,9 +78,14 @@ class Node:
             )
 
     def signal_all(self, sig: signal.Signals) -> None:
+        """SIGTERM goes to each container's main process only (as the kubelet sends it: the
+        Dramatiq parent then stops its workers itself); SIGKILL takes every process at once."""
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
+                if sig == signal.SIGKILL:
+                    os.killpg(proc.pid, sig)
+                else:
+                    os.kill(proc.pid, sig)
 
     def wait_exit(self) -> dict[str, float]:
         """Seconds each process took to exit (SIGKILL after its grace period)."""
@@ -100,6 +105,10 @@ class Node:
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200
         return False
+
+
+def note(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
 class Load:
@@ -148,7 +157,11 @@ async def job_states(database_url: str) -> dict[str, Any]:
         twice = await conn.fetchval("SELECT count(*) FROM outputs WHERE attempts > 1")
     finally:
         await conn.close()
-    return {"jobs": {r["id"]: (r["status"], r["done"]) for r in jobs}, "attempts_gt_1": twice}
+    return {
+        # extract(epoch ...) is numeric: a Decimal in asyncpg.
+        "jobs": {r["id"]: (r["status"], float(r["done"]) if r["done"] else None) for r in jobs},
+        "attempts_gt_1": twice,
+    }
 
 
 async def wait_until(predicate: Any, timeout: float, interval: float = 0.5) -> float | None:
@@ -165,6 +178,7 @@ async def scenario(
 ) -> dict[str, Any]:
     await asyncio.sleep(args.before)
     kill = time.time()
+    note(f"{name}: kill")
     if name == "notice":
         node.signal_all(signal.SIGTERM)
         exits = await asyncio.to_thread(node.wait_exit)
@@ -179,12 +193,14 @@ async def scenario(
             check=True,
         )
     accepted_at_kill = set(load.accepted)
+    note(f"{name}: every process gone ({exits}); starting again")
     node.start()
 
     async def ready() -> bool:
         return await asyncio.to_thread(node.ready)
 
     back = await wait_until(ready, 180)
+    note(f"{name}: api ready again")
     reconcile_task = None
     if name == "no-notice":
 
@@ -205,6 +221,7 @@ async def scenario(
         return any(done and done > (back or kill) for _, done in states["jobs"].values())
 
     first = await wait_until(first_done, 300)
+    note(f"{name}: first job done")
 
     async def drained() -> bool:
         states = await job_states(env["PIXTOOLS_DATABASE_URL"])
@@ -214,6 +231,7 @@ async def scenario(
         )
 
     backlog = await wait_until(drained, 600, 1)
+    note(f"{name}: backlog drained")
     if reconcile_task is not None:
         reconcile_task.cancel()
     refused = [t for t, kind in load.events if kind == "refused" and t >= kill]

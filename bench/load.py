@@ -220,7 +220,11 @@ async def main() -> None:
     ap.add_argument("--step-seconds", type=float, default=15)
     ap.add_argument("--drain-seconds", type=float, default=600)
     ap.add_argument("--out", default=str(DOCS / "load-baseline.json"))
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plots from --out")
     args = ap.parse_args()
+    if args.plot_only:
+        plot(json.loads(Path(args.out).read_text()))
+        return
     steps = [int(s) for s in args.steps.split(",")]
     sources = workloads()
     bodies = {k: multipart_body(data, spec) for k, (data, spec) in sources.items()}
@@ -285,15 +289,15 @@ def plot(out: dict[str, Any]) -> None:
     ax2 = ax.twinx()
     ax2.plot(
         x,
-        [s["machine_busy"] * 100 for s in steps],
+        [sum(s["cpu_share_of_machine"].values()) * out["cores"] for s in steps],
         marker="s",
         color="tab:red",
-        label="machine CPU %",
+        label="PixTools CPU (cores; the machine is shared)",
     )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("concurrent clients")
     ax.set_ylabel("jobs/s")
-    ax2.set_ylabel("CPU busy, % of machine")
+    ax2.set_ylabel("cores used by api + workers")
     ax.set_title("PixTools load baseline: throughput")
     fig.legend(loc="upper left")
     fig.tight_layout()

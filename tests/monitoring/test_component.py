@@ -101,7 +101,7 @@ def test_prod_scales_each_worker_on_its_queue_with_keda() -> None:
     # KEDA itself: pinned, installed by the monitoring role, with small requests.
     role = promrules.ROOT / "ansible" / "roles" / "monitoring"
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
-    assert re.fullmatch(r"\d+\.\d+\.\d+", defaults["keda_chart_version"])
+    assert re.fullmatch(r"\d+\.\d+\.\d+", defaults["monitoring_keda_chart_version"])
     assert "keda-helmchart.yaml.j2" in (role / "tasks" / "main.yml").read_text()
     # dev renders no ScaledObject: the dev cluster may run without KEDA.
     dev = subprocess.run(

@@ -27,6 +27,8 @@ resource "aws_ssm_document" "node_bootstrap" {
     environment  = var.environment
     region       = local.region
     wait_minutes = local.bootstrap_wait_minutes
+    # The monitoring role routes Alertmanager to this topic (PIXTOOLS_ALARM_TOPIC_ARN).
+    alarm_topic_arn = aws_sns_topic.alarms.arn
   })
 }
 

@@ -290,6 +290,8 @@ def ansible_env(outputs: dict[str, Any]) -> dict[str, str]:
     return {
         **os.environ,
         "PIXTOOLS_SSM_BUCKET": str(outputs["manifests_bucket_name"]),
+        # site.yml's monitoring role routes Alertmanager to the environment's alarm topic.
+        "PIXTOOLS_ALARM_TOPIC_ARN": str(outputs.get("alarm_topic_arn", "")),
         "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
     }
 

@@ -209,13 +209,17 @@ def test_the_inventory_includes_a_replacement_that_is_still_starting() -> None:
     assert set(states) == {"pending", "running"}
 
 
+ALARM_TOPIC = "arn:aws:sns:us-east-1:123456789012:pixtools-dev-alarms"
+
+
 def document_text() -> str:
-    """The SSM document as Terraform renders it for dev (its three template variables)."""
+    """The SSM document as Terraform renders it for dev (its four template variables)."""
     template = (ROOT / "terraform" / "templates" / "node-bootstrap-document.yaml.tftpl").read_text()
     rendered = (
         template.replace("${environment}", "dev")
         .replace("${region}", "us-east-1")
         .replace("${wait_minutes}", "45")
+        .replace("${alarm_topic_arn}", ALARM_TOPIC)
     )
     assert "${" not in rendered.replace("$${", ""), "a template variable Terraform does not pass"
     return rendered.replace("$${", "${")
@@ -261,7 +265,7 @@ def run_document(
     source = tmp_path / "bundle-src"
     (source / "scripts" / "deploy").mkdir(parents=True)
     (source / "scripts" / "deploy" / "node-bootstrap.sh").write_text(
-        'echo "node-bootstrap ran with $*"\n'
+        'echo "node-bootstrap ran with $* (alarms to $PIXTOOLS_ALARM_TOPIC_ARN)"\n'
     )
     bundle = tmp_path / "bundle.tar.gz"
     subprocess.run(["tar", "-C", str(source), "-czf", str(bundle), "scripts"], check=True)
@@ -287,7 +291,8 @@ def run_document(
 def test_the_document_runs_node_bootstrap_from_the_downloaded_bundle(tmp_path: Path) -> None:
     result = run_document(tmp_path, bundle_present=True, wait_minutes="45")
     assert result.returncode == 0, result.stderr
-    assert "node-bootstrap ran with dev" in result.stdout
+    # site.yml's monitoring role needs the alarm topic on the node too (no operator there).
+    assert f"node-bootstrap ran with dev (alarms to {ALARM_TOPIC})" in result.stdout
 
 
 def test_the_document_gives_up_naming_the_fix_when_no_bundle_comes(tmp_path: Path) -> None:

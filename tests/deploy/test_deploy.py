@@ -447,7 +447,8 @@ tool, args = pathlib.Path(sys.argv[0]).name, sys.argv[1:]
 import os
 with (here / "calls.jsonl").open("a") as calls:
     calls.write(json.dumps({{"tool": tool, "args": args,
-                            "bucket": os.environ.get("PIXTOOLS_SSM_BUCKET")}}) + "\\n")
+                            "bucket": os.environ.get("PIXTOOLS_SSM_BUCKET"),
+                            "alarms": os.environ.get("PIXTOOLS_ALARM_TOPIC_ARN")}}) + "\\n")
 if tool == "aws" and args[:2] == ["sts", "get-caller-identity"]:
     if not state["credentials"]:
         sys.exit("Unable to locate credentials. You can configure credentials by running aws configure.")
@@ -609,6 +610,7 @@ TF_OUTPUTS = {
     "manifests_bucket_name": "pixtools-manifests-dev-123456789012-us-east-1",
     "alb_dns_name": "pixtools-dev-1.us-east-1.elb.amazonaws.com",
     "api_target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/1",
+    "alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:pixtools-dev-alarms",
 }
 PAIR = {
     "pixtools-api": [ecr_image("c9-1", A, "2026-12-05T10:00:00+00:00")],
@@ -647,6 +649,8 @@ def test_deploy_bootstraps_when_needed_then_deploys_through_the_terraform_bucket
     assert upload["args"][0].endswith("scripts/deploy/bundle.sh")
     # The SSM transfer bucket comes from dev's Terraform outputs, not from the operator.
     assert {c["bucket"] for c in playbooks} == {TF_OUTPUTS["manifests_bucket_name"]}
+    # So does the alarm topic site.yml's monitoring role routes Alertmanager to.
+    assert {c["alarms"] for c in playbooks} == {TF_OUTPUTS["alarm_topic_arn"]}
 
 
 def test_deploy_stops_before_anything_when_the_environment_has_no_infrastructure(

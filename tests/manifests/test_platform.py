@@ -174,6 +174,27 @@ CHART_CONTAINERS: dict[str, list[tuple[str, int]]] = {
         ("resources.webhooks", 1),
     ],
 }
+# A chart's container that runs only when a value enables it: (chart, sizing values) -> switch.
+CONTAINER_SWITCHES = {("keda", "resources.webhooks"): "webhooks.enabled"}
+
+
+def sized_containers(chart: str, values: dict[str, Any]) -> list[tuple[str, int]]:
+    """The chart's sizing values of the containers that actually run with these values."""
+    return [
+        (dotted, count)
+        for dotted, count in CHART_CONTAINERS[chart]
+        if (switch := CONTAINER_SWITCHES.get((chart, dotted))) is None
+        or _switched_on(values, switch)
+    ]
+
+
+def _switched_on(values: dict[str, Any], dotted: str) -> bool:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        values = values.get(key) or {}
+    return values.get(last, True) is not False
+
+
 # K3s v1.31's packaged components (manifests/coredns.yaml, metrics-server-deployment.yaml);
 # local-path-provisioner requests nothing.
 K3S_PACKAGED = {"coredns": (100, 70.0), "metrics-server": (100, 70.0)}
@@ -236,7 +257,7 @@ def chart_requests(env: str) -> dict[str, tuple[int, float]]:
     for chart, values in helm_charts(env).items():
         assert chart in CHART_CONTAINERS, f"{chart}: say which of its values size its containers"
         cpu = memory = 0.0
-        for dotted, count in CHART_CONTAINERS[chart]:
+        for dotted, count in sized_containers(chart, values):
             res = dig(values, dotted)
             where = f"{chart} {dotted}"
             assert {"cpu", "memory"} <= set(res.get("requests", {})), f"{where}: no requests"
@@ -290,7 +311,7 @@ def test_no_single_container_may_grow_past_the_node(env: str) -> None:
     for where, _, c in all_containers(render(env)):
         assert quantity_mi(c["resources"]["limits"]["memory"]) <= ceiling, where
     for chart, values in helm_charts(env).items():
-        for dotted, _ in CHART_CONTAINERS[chart]:
+        for dotted, _ in sized_containers(chart, values):
             limit = quantity_mi(dig(values, dotted)["limits"]["memory"])
             assert limit <= ceiling, f"{chart} {dotted}"
 

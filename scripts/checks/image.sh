@@ -167,7 +167,7 @@ step "pip configuration and trust store for the RUN steps (mounted read-only, ne
 # configuration (files and PIP_* variables, merged as pip merges them) goes into one file
 # mounted at /etc/pip.conf, and every local path it names (the trust store, wheel directories,
 # local indexes, constraint files) is mounted read-only at the same place.
-python3 - "$WORK/pip.conf" "$WORK/mounts" <<'PY'
+"$VENV_PY" - "$WORK/pip.conf" "$WORK/mounts" <<'PY'
 import configparser
 import os
 import sys

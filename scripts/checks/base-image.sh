@@ -24,7 +24,8 @@
 #
 # Cached between runs on one machine: the root filesystem tarball under
 # $PIXTOOLS_CACHE_DIR/base (default /var/cache/pixtools, else ~/.cache/pixtools) and the image
-# in buildah's storage, both keyed by a hash of this script and the package list.
+# in buildah's storage, both keyed by a hash of the package lists, the mirrors and the functions
+# that build and import the root filesystem (not of the checks).
 set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

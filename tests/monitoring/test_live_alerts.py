@@ -13,10 +13,14 @@ against docs/metrics.md.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import re
+import struct
 import subprocess
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from PIL import Image
 
 from tests.conftest import Stack, free_port, jpeg_bytes, wait_for, wait_job
 from tests.monitoring import promrules
@@ -33,17 +38,24 @@ pytestmark = pytest.mark.services
 
 DASHBOARDS = promrules.MONITORING / "dashboards"
 SHORT_FOR = {"PixToolsWorkersDown": "5s", "PixToolsJobFailureSpike": "5s"}
-FAIL_SPEC = {
-    "outputs": [
-        {
-            "name": "bad",
-            "steps": [
-                {"op": "resize", "width": 200},
-                {"op": "crop", "left": 5000, "top": 0, "width": 10, "height": 10},
-            ],
-        }
-    ]
-}
+# Jobs that are accepted and then fail at render: a PNG whose container is whole (so it passes
+# the submit-time checks) but whose compressed pixels are not (the decode fails on the worker).
+FAIL_SPEC = {"outputs": [{"name": "bad", "steps": [{"op": "resize", "width": 48}]}]}
+
+
+def broken_png(width: int = 96, height: int = 64) -> bytes:
+    im = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", compress_level=1)
+    data = bytearray(buf.getvalue())
+    at = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    data[at + 4 + length // 3 : at + 4 + length // 3 + 64] = bytes(64)
+    crc = zlib.crc32(data[at : at + 4 + length]) & 0xFFFFFFFF
+    data[at + 4 + length : at + 8 + length] = struct.pack(">I", crc)
+    return bytes(data)
+
+
 GOOD_SPEC = {
     "outputs": [
         {
@@ -254,9 +266,11 @@ def monitored(
         receiver.server.shutdown()
 
 
-async def _run_jobs(base_url: str, spec: dict[str, Any], count: int) -> list[str]:
+async def _run_jobs(
+    base_url: str, spec: dict[str, Any], count: int, source: bytes | None = None
+) -> list[str]:
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-        files = {"file": ("p.jpg", jpeg_bytes(96, 64), "image/jpeg")}
+        files = {"file": ("p.img", source or jpeg_bytes(96, 64), "application/octet-stream")}
 
         async def one() -> str:
             resp = await client.post("/api/v1/jobs", files=files, data={"spec": json.dumps(spec)})
@@ -323,7 +337,7 @@ def test_live_metrics_match_docs_and_alerts_fire_arrive_and_resolve(monitored: M
     )
 
     # Jobs fail: the failure-spike alert fires and reaches the receiver.
-    assert asyncio.run(_run_jobs(m.stack.base_url, FAIL_SPEC, 5)) == ["failed"] * 5
+    assert asyncio.run(_run_jobs(m.stack.base_url, FAIL_SPEC, 5, broken_png())) == ["failed"] * 5
     fired = _wait_alert(m, "PixToolsJobFailureSpike", "firing", 60)
     assert fired["labels"]["severity"] == "warning"
 

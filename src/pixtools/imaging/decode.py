@@ -286,6 +286,11 @@ def decode(
     """
     im, fmt, _frames = open_source(data, max_pixels, count_frames=False)
     try:
+        if fmt != "jpeg":
+            # Pixels first: reading a PNG's EXIF loads the image, and a decode error raised
+            # there (and swallowed as "malformed EXIF") would leave a half-decoded image that
+            # a second load() returns as if whole. Only a JPEG's draft must precede its load.
+            im.load()
         upright = pending_orientation(im, fmt)
         width, height = im.size
         source_size = (height, width) if upright in (5, 6, 7, 8) else (width, height)

@@ -29,8 +29,10 @@ async def cleanup_once(settings: Settings) -> dict[str, Any]:
             removed_jobs += len(batch)
             for record in batch:
                 for key in record.object_keys():
-                    await services.objects.delete(key)
-                    removed_objects += 1
+                    # Counted only when there: previews and archives exist for some jobs only.
+                    if await services.objects.exists(key):
+                        await services.objects.delete(key)
+                        removed_objects += 1
         uploads = UploadRepository(services.db)
         while unused := await uploads.delete_older_than(cutoff):
             for key in unused:  # handed out, never made into a job

@@ -178,7 +178,17 @@ conf = Configuration(isolated=False)
 conf.load()
 merged: dict[str, dict[str, str]] = {}
 from_env: dict[str, str] = {}
-for key, value in conf.items():
+def settings():
+    """("section.name", value) in pip's precedence order. pip 23 yields those pairs from
+    items(); pip 26 yields (file, {"section.name": value}) per configuration file."""
+    for key, value in conf.items():
+        if isinstance(value, dict):
+            yield from value.items()
+        else:
+            yield key, value
+
+
+for key, value in settings():
     section, _, name = key.partition(".")
     if section == ":env:":
         from_env[name] = value

@@ -38,12 +38,11 @@ from pixtools.spec.status import TERMINAL_JOB
 from pixtools.store.jobs import (
     IdempotencyClaim,
     IdempotencyConflict,
-    JobRecord,
     NewJob,
     NewOutput,
 )
 from pixtools.store.objects import ObjectNotFound, source_key
-from pixtools.store.previews import output_preview_key, source_preview_key
+from pixtools.store.previews import job_object_keys, output_preview_key, source_preview_key
 from pixtools.store.webhooks import Attempt, WebhookRepository
 from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
 from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
@@ -441,16 +440,7 @@ class JobController(Controller):
             )
         # The rows went first: a failure here leaves objects that S3 lifecycle rules (or
         # `pixtools cleanup` on the local store) expire, never a job without its objects.
-        await asyncio.gather(*(services.objects.delete(k) for k in _object_keys(removed)))
-
-
-def _object_keys(record: JobRecord) -> list[str]:
-    """Every object a job may have stored, previews included."""
-    jid = str(record.job.id)
-    keys = [record.job.source.get("key"), record.job.archive_key, source_preview_key(jid)]
-    for o in record.outputs:
-        keys += [o.object_key, output_preview_key(jid, o.name)]
-    return [k for k in keys if k]
+        await asyncio.gather(*(services.objects.delete(k) for k in job_object_keys(removed)))
 
 
 async def _preview_response(services: ServicesDep, key: str) -> Response[bytes]:

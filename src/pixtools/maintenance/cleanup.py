@@ -14,6 +14,7 @@ from pixtools.services import build_services
 from pixtools.settings import Settings
 from pixtools.store.jobs import utcnow
 from pixtools.store.outbox import OutboxRepository
+from pixtools.store.previews import job_object_keys
 
 
 async def cleanup_once(settings: Settings) -> dict[str, Any]:
@@ -27,9 +28,7 @@ async def cleanup_once(settings: Settings) -> dict[str, Any]:
                 break
             removed_jobs += len(batch)
             for record in batch:
-                keys = [record.job.source.get("key"), record.job.archive_key]
-                keys += [o.object_key for o in record.outputs]
-                for key in filter(None, keys):
+                for key in job_object_keys(record):
                     await services.objects.delete(key)
                     removed_objects += 1
         sent = await OutboxRepository(services.db).delete_sent_before(settings.retention_hours)

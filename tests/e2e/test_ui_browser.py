@@ -41,6 +41,15 @@ LAUNCH_ARGS = [
 ]
 TIMEOUT_MS = 120_000  # a job's whole run on a loaded 2-core machine, at most
 TIMES = "\u00d7"  # the multiplication sign the UI writes sizes with
+# Counts the page's live object URLs (what a long session would leak if not revoked).
+COUNT_OBJECT_URLS = """(() => {
+    const live = new Set();
+    const create = URL.createObjectURL.bind(URL);
+    const revoke = URL.revokeObjectURL.bind(URL);
+    URL.createObjectURL = (o) => { const u = create(o); live.add(u); return u; };
+    URL.revokeObjectURL = (u) => { live.delete(u); revoke(u); };
+    window.liveObjectUrls = () => live.size;
+})();"""
 TERMINAL = re.compile(r"^(succeeded|partial|failed|canceled)$")
 
 
@@ -108,6 +117,7 @@ class Watched:
 @pytest.fixture
 def ui(browser: Browser, services_stack: Stack) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.add_init_script(COUNT_OBJECT_URLS)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     watched = Watched(page, services_stack.base_url)
@@ -452,6 +462,36 @@ def test_history_after_reload_with_filters_and_the_session_key(
     page.fill("#api-key", "")
     page.locator("#api-key").press("Tab")  # back to anonymous: those jobs are not listed
     expect(page.locator("#jobs article.job", has_text="history-a.jpg")).to_have_count(0)
+    ui.clean()
+
+
+def test_object_urls_are_released_over_a_session(ui: Watched, services_stack: Stack) -> None:
+    page = ui.page
+    page.fill("#api-key", make_key(services_stack, "ui-memory"))  # a list of its own
+    page.locator("#api-key").press("Tab")
+    expect(page.locator("#jobs .empty")).to_be_visible()
+    drop_file(page, photo_with_exif(640, 400), "memory.jpg")
+    page.click("[data-preset=web]")
+    page.click("#submit")
+    card = job_card(page, "memory.jpg")
+    wait_status(card, "succeeded")
+    expect(card.locator(".thumb img")).to_have_count(2)
+    expect(card.locator(".source-thumb img")).to_have_count(1)
+    settled = page.evaluate("window.liveObjectUrls()")
+    assert settled == 3  # the uploaded file, and the two previews
+
+    for _ in range(5):  # reload the list again and again: previews fetched anew, old ones freed
+        page.select_option("#filter-status", "failed")
+        expect(page.locator("#jobs .empty")).to_be_visible()
+        page.select_option("#filter-status", "")
+        expect(job_card(page, "memory.jpg").locator(".thumb img")).to_have_count(2)
+        card = job_card(page, "memory.jpg")
+        card.get_by_role("button", name="Open web-webp").click()
+        page.click("#mode-compare")
+        expect(page.locator("#viewer .compare img")).to_have_count(2)
+        page.keyboard.press("Escape")
+        expect(page.locator("#viewer")).to_be_hidden()
+    assert page.evaluate("window.liveObjectUrls()") == settled
     ui.clean()
 
 

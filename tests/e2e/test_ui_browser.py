@@ -13,6 +13,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,21 @@ def drop_file(page: Page, data: bytes, name: str, mime: str = "image/jpeg") -> N
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
 
 
+def paste_file(page: Page, data: bytes, name: str, mime: str = "image/jpeg") -> None:
+    """A paste event carrying an image, as when one is pasted from the clipboard."""
+    page.evaluate(
+        """([b64, name, mime]) => {
+            const bin = atob(b64);
+            const bytes = new Uint8Array(bin.length);
+            for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: mime }));
+            document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true }));
+        }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+
+
 def set_spec_json(page: Page, spec: dict[str, Any]) -> None:
     page.locator("#json-details summary").click()
     page.fill("#spec-json", json.dumps(spec))
@@ -223,9 +240,41 @@ def test_drop_build_two_outputs_progress_compare_and_download(
         ],
         "archive": True,
     }
+    # Outputs and steps reorder by dragging too (the mouse needs both ends on screen).
+    page.set_viewport_size({"width": 1400, "height": 2600})
+    second.locator(".output-head .grip").drag_to(first)
+    expect(page.locator("#outputs > li").first.get_by_label("Output name")).to_have_value("gray")
+    page.locator("#outputs > li").nth(1).locator(".output-head .grip").drag_to(
+        page.locator("#outputs > li").first
+    )
+    expect(page.locator("#outputs > li").first.get_by_label("Output name")).to_have_value("small")
+    gray_steps = page.locator("#outputs > li").nth(1).locator(".step")
+    gray_steps.nth(1).locator(".grip").drag_to(gray_steps.nth(0))
+    expect(gray_steps.locator(".step-head strong")).to_have_text(["resize", "grayscale"])
+    gray_steps.nth(1).locator(".grip").drag_to(gray_steps.nth(0))
+    expect(gray_steps.locator(".step-head strong")).to_have_text(["grayscale", "resize"])
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+    # "Copy as curl" and "Copy as Python" are the exact request: both run as they are.
+    (tmp_path / "coffee-cup.jpg").write_bytes(photo_with_exif(320, 200))
     page.click("#copy-curl")
     curl = page.text_content("#snippet") or ""
     assert "curl" in curl and "coffee-cup.jpg" in curl and '"name":"gray"' in curl
+    ran = subprocess.run(
+        ["bash", "-c", curl], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert [o["name"] for o in json.loads(ran.stdout)["outputs"]] == ["small", "gray"]
+    page.click("#copy-python")
+    python = page.text_content("#snippet") or ""
+    ran = subprocess.run(
+        [sys.executable, "-c", python],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert re.fullmatch(r"[0-9a-f-]{36}\n", ran.stdout), ran.stdout
     page.screenshot(path=str(shots / "builder.png"), full_page=True)
 
     page.click("#submit")
@@ -351,7 +400,8 @@ def test_a_stuck_output_is_flagged_stale(ui: Watched, services_stack: Stack) -> 
 
 def test_retry_a_failed_output(ui: Watched, services_stack: Stack) -> None:
     page = ui.page
-    drop_file(page, photo_with_exif(400, 300), "retry-me.jpg")
+    paste_file(page, photo_with_exif(400, 300), "retry-me.jpg")
+    expect(page.locator("#sources li")).to_contain_text("retry-me.jpg")
     # A crop that cannot fit once the resize has run: accepted at submit, fails in the worker.
     set_spec_json(
         page,

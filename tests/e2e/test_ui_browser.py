@@ -8,6 +8,7 @@ Set PIXTOOLS_UI_SCREENSHOTS=docs/img to refresh the screenshots in docs/ui.md.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,20 @@ def api_job(base_url: str, job_id: str) -> dict[str, Any]:
     return dict(httpx.get(f"{base_url}/api/v1/jobs/{job_id}", timeout=30).json())
 
 
+@contextlib.contextmanager
+def frozen_workers(stack: Stack) -> Iterator[None]:
+    """SIGSTOP both workers: nothing is processed, no heartbeat is sent, and no reconciler
+    pass runs (each worker runs them) until they continue."""
+    pids = [stack.procs[n].pid for n in ("worker-standard", "worker-ml")]
+    for pid in pids:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.killpg(pid, signal.SIGCONT)
+
+
 def until(base_url: str, job_id: str, done: Any) -> dict[str, Any]:
     """Long-poll the job through the API until ``done(job)``."""
     for _ in range(60):
@@ -348,6 +364,33 @@ def test_face_boxes_are_drawn_on_a_face_photo(ui: Watched, shots: Path) -> None:
     ui.clean()
 
 
+def test_keyboard_alone_with_labelled_controls_and_visible_focus(ui: Watched) -> None:
+    page = ui.page
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.focus("[data-preset=thumbnails]")
+    page.keyboard.press("Enter")
+    expect(page.locator("#outputs > li")).to_have_count(3)
+    page.focus('[data-focus="o0-down"]')
+    page.keyboard.press("Enter")  # thumb-160 moves down; the focus goes with it
+    expect(page.locator("#outputs > li").nth(1).get_by_label("Output name")).to_have_value(
+        "thumb-160"
+    )
+    focused = page.evaluate(
+        "(() => { const e = document.activeElement;"
+        " return [e.dataset.focus, getComputedStyle(e).outlineStyle]; })()"
+    )
+    assert focused == ["o1-down", "solid"]  # on the moved output, with a visible ring
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea, button')]
+            .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+            .map((e) => e.id || e.outerHTML.slice(0, 80))"""
+    )
+    assert unlabelled == []
+    ui.clean()
+
+
 def test_text_and_moderation_are_drawn(ui: Watched, shots: Path) -> None:
     page = ui.page
     page.set_input_files(
@@ -381,17 +424,20 @@ def test_a_stuck_output_is_flagged_stale(ui: Watched, services_stack: Stack) -> 
     set_spec_json(page, {"outputs": [SLOW_OUTPUT]})
     page.click("#submit")
     card = job_card(page, "stuck.jpg")
-    expect(card.locator("li.output[data-name=slow] .pill")).to_have_text("running")
+    expect(card).to_be_visible()
+    job_id = (card.get_attribute("id") or "").removeprefix("job-")
+    for _ in range(600):  # catch it running (the UI's long poll may see it only at the end)
+        job = api_job(services_stack.base_url, job_id)
+        if job["outputs"][0]["status"] != "pending":
+            break
+        time.sleep(0.05)
+    assert job["outputs"][0]["status"] == "running", job
     warning = card.locator("li.output[data-name=slow] .stale")
-    expect(warning).to_be_hidden()
-    worker = services_stack.procs["worker-standard"].pid
-    os.killpg(worker, signal.SIGSTOP)  # the worker freezes: no more heartbeats
-    try:
+    with frozen_workers(services_stack):
+        expect(card.locator("li.output[data-name=slow] .pill")).to_have_text("running")
         # The stack's stale window is 6 s (from GET /api/v1/config).
         expect(warning).to_be_visible(timeout=30_000)
         expect(warning).to_contain_text("stale after 6")
-    finally:
-        os.killpg(worker, signal.SIGCONT)
     # Resumed (or taken over after the window): it ends, and the warning goes.
     expect(card.locator(".title-row .pill")).to_have_text(TERMINAL, timeout=TIMEOUT_MS)
     expect(warning).to_be_hidden()
@@ -442,12 +488,13 @@ def test_cancel_then_delete_a_job(ui: Watched, services_stack: Stack) -> None:
     page = ui.page
     drop_file(page, noisy_jpeg(2400, 1600), "slow-one.jpg")
     set_spec_json(page, {"outputs": [SLOW_OUTPUT, {**SLOW_OUTPUT, "name": "slow-2"}]})
-    page.click("#submit")
-    card = job_card(page, "slow-one.jpg")
-    expect(card.locator(".title-row .pill")).to_have_text(re.compile("queued|running"))
-    expect(card.get_by_role("button", name="Delete")).to_be_disabled()  # cancel first
-    card.get_by_role("button", name="Cancel").click()
-    wait_status(card, "canceled")
+    with frozen_workers(services_stack):  # it cannot finish before it is canceled
+        page.click("#submit")
+        card = job_card(page, "slow-one.jpg")
+        expect(card.locator(".title-row .pill")).to_have_text(re.compile("queued|running"))
+        expect(card.get_by_role("button", name="Delete")).to_be_disabled()  # cancel first
+        card.get_by_role("button", name="Cancel").click()
+        wait_status(card, "canceled")
     job_id = (card.get_attribute("id") or "").removeprefix("job-")
     assert api_job(services_stack.base_url, job_id)["status"] == "canceled"
     page.once("dialog", lambda d: d.accept())

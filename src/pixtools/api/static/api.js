@@ -18,6 +18,20 @@ export function authHeaders() {
   return apiKey ? { Authorization: "Bearer " + apiKey } : {};
 }
 
+// The server's clock minus ours (from the Date header, 1 s resolution): a browser whose clock
+// runs ahead must not see every running output as stale.
+let skewMs = 0;
+
+/** Now, by the server's clock: what heartbeats and start times are compared against. */
+export function serverNow() {
+  return Date.now() + skewMs;
+}
+
+function noteClock(resp) {
+  const date = Date.parse(resp.headers.get("date") || "");
+  if (!Number.isNaN(date)) skewMs = date - Date.now();
+}
+
 export class ApiError extends Error {
   constructor(status, detail, field) {
     super(`${status}: ${detail}`);
@@ -36,6 +50,7 @@ async function raise(resp) {
 /** JSON in, JSON out; throws ApiError with the server's detail on a non-2xx answer. */
 export async function api(path, { method = "GET", body, signal } = {}) {
   const resp = await fetch(path, { method, body, signal, headers: authHeaders() });
+  noteClock(resp);
   if (!resp.ok) await raise(resp);
   if (resp.status === 204) return null;
   return resp.json();

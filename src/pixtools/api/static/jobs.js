@@ -2,7 +2,7 @@
 // polling, results and actions. Each job card owns its object URLs and releases them.
 
 import { el, announce } from "./dom.js";
-import { api, fetchBlob, proxied, saveBlob, ApiError } from "./api.js";
+import { api, fetchBlob, proxied, saveBlob, serverNow, ApiError } from "./api.js";
 import { formatBytes } from "./inspect.js";
 import { boxedImage, resultBoxes, resultDetails } from "./results.js";
 import { openViewer } from "./viewer.js";
@@ -15,7 +15,7 @@ const LOCAL_SOURCES_KEPT = 20;
 
 function elapsed(fromIso, toIso) {
   if (!fromIso) return "";
-  const ms = (toIso ? Date.parse(toIso) : Date.now()) - Date.parse(fromIso);
+  const ms = (toIso ? Date.parse(toIso) : serverNow()) - Date.parse(fromIso);
   const s = Math.max(0, ms / 1000);
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
@@ -65,6 +65,8 @@ class JobView {
     const have = this.urls.get(name);
     if (have && have.key === key) return have.url;
     const blob = await fetchBlob(path, this.controller.signal);
+    // The card may have gone while the bytes arrived: then no URL is made to leak.
+    if (this.controller.signal.aborted) throw new DOMException("card removed", "AbortError");
     const url = URL.createObjectURL(blob);
     const old = this.urls.get(name);
     if (old) URL.revokeObjectURL(old.url);
@@ -76,7 +78,9 @@ class JobView {
     if (this.localSource) return this.localSource;
     if (!this.sourceThumb) {
       try {
-        this.sourceThumb = URL.createObjectURL(await fetchBlob(`/api/v1/jobs/${this.job.id}/source/preview`, this.controller.signal));
+        const blob = await fetchBlob(`/api/v1/jobs/${this.job.id}/source/preview`, this.controller.signal);
+        if (this.controller.signal.aborted) return null;
+        if (!this.sourceThumb) this.sourceThumb = URL.createObjectURL(blob); // one of two racing calls
       } catch {
         return null; // made by a worker with the first output: not there yet
       }
@@ -211,7 +215,7 @@ class JobView {
       const warn = this.node.querySelector(`li.output[data-name="${o.name}"] .stale`);
       if (!warn) continue;
       const beat = o.heartbeat_at || o.started_at;
-      const quiet = o.status === "running" && beat ? Date.now() - Date.parse(beat) : 0;
+      const quiet = o.status === "running" && beat ? serverNow() - Date.parse(beat) : 0;
       const stale = quiet > staleMs;
       if (stale && warn.hidden) {
         warn.textContent = `No progress for ${Math.round(quiet / 1000)} s (stale after ${this.list.config.stale_after_seconds} s): its worker may have stopped; it will be retried.`;

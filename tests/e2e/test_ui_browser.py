@@ -556,8 +556,13 @@ def test_history_after_reload_with_filters_and_the_session_key(
     expect(page.locator("#jobs article.job")).to_have_count(2)
     page.screenshot(path=str(shots / "history.png"), full_page=True)
 
+    page.fill("#api-key", "not-a-key")
+    page.locator("#api-key").press("Tab")
+    expect(page.locator("#jobs-error")).to_contain_text("invalid or revoked API key")
+    expect(page.locator("#jobs article.job")).to_have_count(0)
     page.fill("#api-key", "")
     page.locator("#api-key").press("Tab")  # back to anonymous: those jobs are not listed
+    expect(page.locator("#jobs-error")).to_be_empty()
     expect(page.locator("#jobs article.job", has_text="history-a.jpg")).to_have_count(0)
     ui.clean()
 

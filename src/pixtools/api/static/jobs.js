@@ -245,7 +245,9 @@ export class JobList {
   }
 
   error(err) {
-    this.errorEl.textContent = err instanceof ApiError ? err.message : String(err);
+    const text = err instanceof ApiError ? err.message : String(err);
+    // A missing or wrong key is the usual reason a list is refused: say where to put it.
+    this.errorEl.textContent = err instanceof ApiError && err.status === 401 ? `${text} — enter your API key at the top.` : text;
   }
 
   setFilters(filters) {

@@ -10,6 +10,7 @@ import { initViewer } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
 const sources = []; // { file, format, exif, url, width, height }
+let limits = { max_upload_bytes: Infinity }; // from GET /api/v1/config once loaded
 
 function specFromPage(builder) {
   const spec = { outputs: builder.spec.outputs };
@@ -40,7 +41,8 @@ function renderSources() {
         formatBytes(s.file.size),
       ].join(" · ")),
       s.exif ? el("p", { class: "meta exif" }, exifSummary(s.exif) || "EXIF present") : el("p", { class: "meta" }, "no EXIF"),
-      s.format ? null : el("p", { class: "error" }, "Not an image this service reads.")),
+      s.format ? null : el("p", { class: "error" }, "Not an image this service reads."),
+      s.file.size > limits.max_upload_bytes ? el("p", { class: "error" }, `Larger than this server accepts (${formatBytes(limits.max_upload_bytes)}).`) : null),
     el("button", {
       type: "button", class: "icon danger", "aria-label": `Remove ${s.file.name}`,
       onclick: () => { const [gone] = sources.splice(i, 1); URL.revokeObjectURL(gone.url); renderSources(); },
@@ -172,6 +174,13 @@ async function start() {
   } catch (err) {
     $("submit-error").textContent = `cannot reach the API: ${err.message}`;
     return;
+  }
+  limits = config;
+  renderSources();
+  if (!config.webhooks_enabled) {
+    const hook = $("opt-webhook");
+    hook.disabled = true;
+    hook.placeholder = "webhooks are off on this server (no signing secret)";
   }
   const jobs = new JobList({ container: $("jobs"), moreButton: $("more"), errorEl: $("jobs-error"), config });
   const json = $("spec-json");

@@ -99,7 +99,12 @@ async def test_dev_prints_the_url_and_runs_a_job(
         and health["status"] == "ok"
     )
     stored = Path(embedded.log_dir) / "objects" / "processed" / done["id"]
-    assert sorted(p.name for p in stored.iterdir()) == ["gray.jpg", "thumb.webp"]
+    assert sorted(p.name for p in stored.iterdir()) == [
+        "gray.jpg",
+        "gray.preview.webp",
+        "thumb.preview.webp",
+        "thumb.webp",
+    ]
 
 
 async def test_embedded_refuses_bad_input_like_services_mode(client: httpx.AsyncClient) -> None:

@@ -101,9 +101,14 @@ async def test_job_runs_end_to_end_with_outputs_and_archive_on_s3(
     assert sorted(archive.namelist()) == ["square.png", "thumb.webp"]
 
     jid = job["id"]
-    assert s3_keys(services_stack, f"raw/{jid}/") == [f"raw/{jid}/source.jpg"]
+    assert sorted(s3_keys(services_stack, f"raw/{jid}/")) == [
+        f"raw/{jid}/source.jpg",
+        f"raw/{jid}/source.preview.webp",
+    ]
     assert sorted(s3_keys(services_stack, f"processed/{jid}/")) == [
         f"processed/{jid}/square.png",
+        f"processed/{jid}/square.preview.webp",
+        f"processed/{jid}/thumb.preview.webp",
         f"processed/{jid}/thumb.webp",
     ]
     assert s3_keys(services_stack, f"archives/{jid}") == [f"archives/{jid}.zip"]
@@ -333,7 +338,8 @@ async def test_redelivered_message_does_not_redo_work(
     assert after["outputs"][0]["attempts"] == 1
     assert after["finished_at"] == done["finished_at"]
     assert s3_keys(services_stack, f"processed/{job['id']}/") == [
-        f"processed/{job['id']}/thumb.webp"
+        f"processed/{job['id']}/thumb.preview.webp",
+        f"processed/{job['id']}/thumb.webp",
     ]
 
 

@@ -27,6 +27,8 @@ async def finished_job_with_files(svc: Services) -> uuid.UUID:
     await svc.jobs.claim_output(job.id, "a", stale_after=60)
     key = f"processed/{job.id}/a.jpg"
     await svc.objects.put(key, b"out", "image/jpeg")
+    await svc.objects.put(f"processed/{job.id}/a.preview.webp", b"small", "image/webp")
+    await svc.objects.put(f"raw/{job.id}/source.preview.webp", b"small", "image/webp")
     assert await svc.jobs.succeed_output(
         job.id, "a", 1, OutputDone(key, "jpeg", "image/jpeg", 1, 1, 3, None)
     )
@@ -51,7 +53,8 @@ async def test_cleanup_removes_expired_jobs_and_their_files(tmp_path: Path) -> N
         await svc.close()
 
     report = await cleanup_once(settings)
-    assert report["jobs_removed"] == 1 and report["objects_removed"] == 2
+    # source, output, and their previews
+    assert report["jobs_removed"] == 1 and report["objects_removed"] == 4
 
     svc = build_services(settings)
     try:
@@ -59,6 +62,9 @@ async def test_cleanup_removes_expired_jobs_and_their_files(tmp_path: Path) -> N
         assert await svc.jobs.get(new) is not None
         assert not await svc.objects.exists(f"raw/{old}/source.jpg")
         assert not await svc.objects.exists(f"processed/{old}/a.jpg")
+        assert not await svc.objects.exists(f"processed/{old}/a.preview.webp")
+        assert not await svc.objects.exists(f"raw/{old}/source.preview.webp")
+        assert await svc.objects.exists(f"processed/{new}/a.preview.webp")
         assert await svc.objects.exists(f"processed/{new}/a.jpg")
     finally:
         await svc.close()

@@ -38,7 +38,9 @@ def make_preview(
 
     decoded = decode(data, max_pixels=max_pixels, plan_draft=plan)
     im = decoded.image
-    size = preview_size(*im.size, max_side=max_side)
+    # From the source's size, never the reduced decode's: a JPEG drafted at 1/8 scale has
+    # rounded sides, and its aspect would give a preview a pixel off.
+    size = preview_size(*decoded.source_size, max_side=max_side)
     if im.size != size:
         im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     if im.mode not in ("RGB", "RGBA"):

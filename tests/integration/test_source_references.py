@@ -15,7 +15,7 @@ from pixtools.maintenance.cleanup import cleanup_once
 from pixtools.services import build_services
 from pixtools.settings import Settings
 from pixtools.store.database import Database
-from pixtools.store.jobs import JobRepository, NewJob, SourceGone, utcnow
+from pixtools.store.jobs import _LOCK_SOURCE_OF, JobRepository, NewJob, SourceGone, utcnow
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow
 from pixtools.store.sources import UploadRepository
@@ -154,3 +154,56 @@ async def test_a_job_by_reference_is_four_statements(private_pg_url: str) -> Non
         assert seen == ["SELECT"] + ["INSERT"] * 3
     finally:
         await db.dispose()
+
+
+async def test_a_cleanup_meeting_a_job_being_made_on_the_source_waits_and_sees_it(
+    private_pg_url: str,
+) -> None:
+    """The race the share-lock closes: cleanup deletes the earlier job while a job naming
+    its source is being inserted. The DELETE waits for that insert, then the reference check
+    sees the new job: the source is kept."""
+    db, submitter, watcher = (Database(private_pg_url) for _ in range(3))
+    repo = JobRepository(db)
+    try:
+        first = new_job("a")
+        key = f"raw/{first.id}/source.jpg"
+        await finished(repo, sharing(first, key))
+        await age(db, first.id)
+        later = sharing(new_job("a"), key)
+        now = utcnow()
+        async with submitter.transaction() as s:
+            # What ``create(source_of=...)`` does first, held open here.
+            await s.execute(_LOCK_SOURCE_OF, {"p_job_id": first.id, "p_owner": "tester"})
+            cleanup = asyncio.create_task(repo.delete_older_than(now - timedelta(days=1)))
+            while True:  # until the cleanup's DELETE is waiting for the lock
+                async with watcher.reads() as w:
+                    waiting = await w.scalar(
+                        sa.text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock' "
+                            "AND query LIKE 'DELETE FROM jobs%'"
+                        )
+                    )
+                if waiting or cleanup.done():
+                    break
+                await asyncio.sleep(0.05)
+            assert not cleanup.done()
+            s.add(
+                JobRow(
+                    id=later.id,
+                    owner="tester",
+                    status="queued",
+                    spec=later.spec,
+                    source=later.source,
+                    source_key=key,
+                    pending_outputs=1,
+                    webhook_attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        removed = await cleanup
+        assert [(r.job.id, r.source_shared) for r in removed] == [(first.id, True)]
+    finally:
+        for d in (db, submitter, watcher):
+            await d.dispose()

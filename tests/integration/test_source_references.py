@@ -18,7 +18,7 @@ from pixtools.store.database import Database
 from pixtools.store.jobs import _LOCK_SOURCE_OF, JobRepository, NewJob, SourceGone, utcnow
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow
-from pixtools.store.sources import UploadRepository
+from pixtools.store.sources import UploadRepository, source_of_job
 from tests.integration.test_repository import DONE, new_job
 
 pytestmark = pytest.mark.services
@@ -136,9 +136,10 @@ async def test_uploads_never_used_are_forgotten_with_their_objects(private_pg_ur
         await db.dispose()
 
 
-async def test_a_job_by_reference_is_four_statements(private_pg_url: str) -> None:
-    """Submitting on a stored source: the source's row share-locked, then the same three
-    inserts as an upload's job. (The API's read of the earlier job is one more.)"""
+async def test_a_job_by_references_whole_path_is_twelve_statements(private_pg_url: str) -> None:
+    """A job on a stored source, as the API and a worker run it: the earlier job's source
+    read (1), the submission (its row key-share-locked, then the same three inserts as an
+    upload's job), claim 2, finish 4, the answer's read 1. BEGIN/COMMIT come on top."""
     db = Database(private_pg_url)
     repo = JobRepository(db)
     try:
@@ -150,8 +151,20 @@ async def test_a_job_by_reference_is_four_statements(private_pg_url: str) -> Non
             seen.append(statement.split(None, 1)[0].upper())
 
         sa.event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-        await repo.create(new_job("a"), None, source_of=(first.id, "tester"))
-        assert seen == ["SELECT"] + ["INSERT"] * 3
+        found = await source_of_job(db, first.id, "tester")
+        assert found is not None and found[0] == first.source
+        job = new_job("a")
+        await repo.create(job, None, source_of=(first.id, "tester"))
+        await repo.claim_output(job.id, "a", stale_after=60)
+        done = await repo.succeed_output(job.id, "a", 1, DONE)
+        record = await repo.get(job.id)
+        assert done.closed and record is not None and record.job.status == "succeeded"
+        assert seen == ["SELECT"] + ["SELECT"] + ["INSERT"] * 3 + ["UPDATE"] * 2 + [
+            "UPDATE",
+            "UPDATE",
+            "SELECT",
+            "UPDATE",
+        ] + ["SELECT"]
     finally:
         await db.dispose()
 

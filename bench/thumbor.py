@@ -26,7 +26,11 @@ interleaved rounds (`--rounds`; the median ratio is the figure):
                             [--mode both|upload|reference] [--rounds N]
 
 Without either PixTools option only the thumbor half runs. Install thumbor with
-``python3.11 -m venv .venv-thumbor && .venv-thumbor/bin/pip install thumbor==7.8.0``.
+``python3.11 -m venv .venv-thumbor && .venv-thumbor/bin/pip install thumbor==7.8.0``. For
+pillow-simd on both sides: ``bash scripts/install-pillow-simd.sh .venv``, then put the wheel
+it built (``~/.cache/pixtools/wheels/pillow-simd-*/*.whl``) in thumbor's venv with
+``.venv-thumbor/bin/pip uninstall -y Pillow && .venv-thumbor/bin/pip install --no-deps WHEEL``
+(thumbor pins ``Pillow<13``; it does not check the distribution's name at run time).
 """
 
 from __future__ import annotations

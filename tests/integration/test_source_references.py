@@ -15,10 +15,10 @@ from pixtools.maintenance.cleanup import cleanup_once
 from pixtools.services import build_services
 from pixtools.settings import Settings
 from pixtools.store.database import Database
-from pixtools.store.jobs import JobRepository, NewJob, SourceGone, utcnow
+from pixtools.store.jobs import _LOCK_SOURCE_OF, JobRepository, NewJob, SourceGone, utcnow
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow
-from pixtools.store.sources import UploadRepository
+from pixtools.store.sources import UploadRepository, source_of_job
 from tests.integration.test_repository import DONE, new_job
 
 pytestmark = pytest.mark.services
@@ -138,9 +138,10 @@ async def test_uploads_never_used_are_forgotten_with_their_objects(private_pg_ur
         await db.dispose()
 
 
-async def test_a_job_by_reference_is_four_statements(private_pg_url: str) -> None:
-    """Submitting on a stored source: the source's row share-locked, then the same three
-    inserts as an upload's job. (The API's read of the earlier job is one more.)"""
+async def test_a_job_by_references_whole_path_is_twelve_statements(private_pg_url: str) -> None:
+    """A job on a stored source, as the API and a worker run it: the earlier job's source
+    read (1), the submission (its row key-share-locked, then the same three inserts as an
+    upload's job), claim 2, finish 4, the answer's read 1. BEGIN/COMMIT come on top."""
     db = Database(private_pg_url)
     repo = JobRepository(db)
     try:
@@ -152,7 +153,72 @@ async def test_a_job_by_reference_is_four_statements(private_pg_url: str) -> Non
             seen.append(statement.split(None, 1)[0].upper())
 
         sa.event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-        await repo.create(new_job("a"), None, source_of=(first.id, "tester"))
-        assert seen == ["SELECT"] + ["INSERT"] * 3
+        found = await source_of_job(db, first.id, "tester")
+        assert found is not None and found[0] == first.source
+        job = new_job("a")
+        await repo.create(job, None, source_of=(first.id, "tester"))
+        await repo.claim_output(job.id, "a", stale_after=60)
+        done = await repo.succeed_output(job.id, "a", 1, DONE)
+        record = await repo.get(job.id)
+        assert done.closed and record is not None and record.job.status == "succeeded"
+        assert seen == ["SELECT"] + ["SELECT"] + ["INSERT"] * 3 + ["UPDATE"] * 2 + [
+            "UPDATE",
+            "UPDATE",
+            "SELECT",
+            "UPDATE",
+        ] + ["SELECT"]
     finally:
         await db.dispose()
+
+
+async def test_a_cleanup_meeting_a_job_being_made_on_the_source_waits_and_sees_it(
+    private_pg_url: str,
+) -> None:
+    """The race the share-lock closes: cleanup deletes the earlier job while a job naming
+    its source is being inserted. The DELETE waits for that insert, then the reference check
+    sees the new job: the source is kept."""
+    db, submitter, watcher = (Database(private_pg_url) for _ in range(3))
+    repo = JobRepository(db)
+    try:
+        first = new_job("a")
+        key = f"raw/{first.id}/source.jpg"
+        await finished(repo, sharing(first, key))
+        await age(db, first.id)
+        later = sharing(new_job("a"), key)
+        now = utcnow()
+        async with submitter.transaction() as s:
+            # What ``create(source_of=...)`` does first, held open here.
+            await s.execute(_LOCK_SOURCE_OF, {"p_job_id": first.id, "p_owner": "tester"})
+            cleanup = asyncio.create_task(repo.delete_older_than(now - timedelta(days=1)))
+            while True:  # until the cleanup's DELETE is waiting for the lock
+                async with watcher.reads() as w:
+                    waiting = await w.scalar(
+                        sa.text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock' "
+                            "AND query LIKE 'DELETE FROM jobs%'"
+                        )
+                    )
+                if waiting or cleanup.done():
+                    break
+                await asyncio.sleep(0.05)
+            assert not cleanup.done()
+            s.add(
+                JobRow(
+                    id=later.id,
+                    owner="tester",
+                    status="queued",
+                    spec=later.spec,
+                    source=later.source,
+                    source_key=key,
+                    pending_outputs=1,
+                    webhook_attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        removed = await cleanup
+        assert [(r.job.id, r.source_shared) for r in removed] == [(first.id, True)]
+    finally:
+        for d in (db, submitter, watcher):
+            await d.dispose()

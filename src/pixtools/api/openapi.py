@@ -69,12 +69,14 @@ DEAD_LETTERS = "/api/v1/admin/dead-letters"
 #: Errors each operation can answer, beyond the 429 every /api/ route can. A route missing
 #: here gets ``_default_errors``.
 ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
-    ("post", "/api/v1/jobs"): (400, 401, 408, 409, 413, 415, 422, 503),
+    ("post", "/api/v1/jobs"): (400, 401, 404, 408, 409, 413, 415, 422, 503),
+    ("post", "/api/v1/uploads"): (401, 409),
     ("get", "/api/v1/jobs"): (400, 401),
     ("get", JOB): (400, 401, 404),
     ("get", JOB + "/outputs/{name}"): (401, 404, 409),
     ("get", JOB + "/archive"): (401, 404, 409),
     ("post", JOB + "/retry"): (401, 404, 409),
+    ("post", JOB + "/cancel"): (401, 404, 409),
     ("get", JOB + "/webhook-attempts"): (401, 404),
     ("get", DEAD_LETTERS): (400, 401, 403, 409),
     ("delete", DEAD_LETTERS): (400, 401, 403, 409),
@@ -162,6 +164,13 @@ def document_errors(schema: OpenAPI) -> OpenAPI:
     outputs.responses["307"] = REDIRECT
     archive.responses["200"] = _binary("A ZIP of the succeeded outputs", ["application/zip"])
     archive.responses["307"] = REDIRECT
+    submit = _operation(paths["/api/v1/jobs"], "post")
+    assert submit is not None and submit.responses and "202" in submit.responses
+    submit.responses["200"] = OpenAPIResponse(
+        description="The job: finished (with `wait`), or the same request again "
+        "(`Idempotency-Key`)",
+        content=submit.responses["202"].content,  # type: ignore[union-attr]
+    )
     for path in ("/readyz", "/health"):
         op = _operation(paths[path], "get")
         assert op is not None and op.responses

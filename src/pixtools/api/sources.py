@@ -16,6 +16,7 @@ stored object's head), so the API never holds the image itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -39,6 +40,7 @@ from pixtools.api.jobs import (
     job_of,
     wait_for_job,
 )
+from pixtools.api.waiters import JobWaiters
 from pixtools.imaging import FORMATS, ImageError, extract_metadata, probe, sniff_format
 from pixtools.imaging.decode import SourceInfo, pending_orientation
 from pixtools.imaging.errors import CorruptImage, UnsupportedFormat
@@ -48,7 +50,7 @@ from pixtools.spec.job import JobSpec, SpecError, check_against_source, spec_to_
 from pixtools.spec.status import TERMINAL_JOB
 from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, JobRecord, SourceGone
 from pixtools.store.objects import ObjectNotFound
-from pixtools.store.sources import UploadRepository
+from pixtools.store.sources import UploadRepository, source_of_job
 from pixtools.views import JobOut, job_out
 
 #: The largest JSON submission (the spec and the source reference).
@@ -256,19 +258,19 @@ async def submit_by_reference(
     metadata = None
     if kind == "job":
         ref_id = _uuid("source.job", ref)
-        earlier = await services.jobs.get(ref_id, principal.owner)
+        earlier = await source_of_job(services.db, ref_id, principal.owner)
         if earlier is None:
             raise NotFoundException(
                 detail="source.job: job not found", extra={"field": "source.job"}
             )
-        facts = dict(earlier.job.source)
+        facts = dict(earlier[0])
         if facts.get("width") is None:  # a URL source the worker has not fetched yet
             raise Conflict(
                 detail="source.job: that job's source has not been fetched yet",
                 extra={"field": "source.job"},
             )
         source_of = (ref_id, principal.owner)
-        metadata = earlier.job.metadata_ if spec.metadata else None
+        metadata = earlier[1] if spec.metadata else None
     elif kind == "upload":
         job_id = _uuid("source.upload", ref)  # the upload's one job takes its id
         facts, whole = await _upload_source(services, principal.owner, job_id)
@@ -281,24 +283,42 @@ async def submit_by_reference(
         metadata = await asyncio.to_thread(extract_metadata, data)
 
     new_job = job_of(job_id, principal.owner, spec, spec_data, facts)
-    try:
-        record = await services.jobs.create(new_job, claim, metadata=metadata, source_of=source_of)
-    except IdempotencyConflict as exc:
-        return await JobController._replay(services, principal, exc.job_id, exc.same_request)
-    except SourceGone:
-        raise NotFoundException(
-            detail="source.job: job not found", extra={"field": "source.job"}
-        ) from None
-    except IntegrityError:
-        if kind != "upload":
-            raise
-        raise Conflict(
-            detail=f'source.upload: already made into job {job_id}; name it as {{"job": '
-            f'"{job_id}"}} for another job on the same source',
-            extra={"field": "source.upload", "job_id": str(job_id)},
-        ) from None
-    request.app.state.metrics.jobs_submitted.inc()
-    return await accepted(request, services, record, wait)
+    waiters: JobWaiters = request.app.state.waiters
+    # Subscribed before the job exists: its end cannot slip by, and no read is needed first.
+    with waiters.subscribe(str(job_id)) if wait > 0 else contextlib.nullcontext() as finished:
+        try:
+            record = await services.jobs.create(
+                new_job, claim, metadata=metadata, source_of=source_of
+            )
+        except IdempotencyConflict as exc:
+            return await JobController._replay(services, principal, exc.job_id, exc.same_request)
+        except SourceGone:
+            raise NotFoundException(
+                detail="source.job: job not found", extra={"field": "source.job"}
+            ) from None
+        except IntegrityError:
+            if kind != "upload":
+                raise
+            raise Conflict(
+                detail=f'source.upload: already made into job {job_id}; name it as {{"job": '
+                f'"{job_id}"}} for another job on the same source',
+                extra={"field": "source.upload", "job_id": str(job_id)},
+            ) from None
+        request.app.state.metrics.jobs_submitted.inc()
+        if finished is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished, timeout=wait)
+            record = await services.jobs.get(job_id) or record
+    return _answer(record)
+
+
+def _answer(record: JobRecord) -> Response[JobOut]:
+    finished = record.job.status in TERMINAL_JOB
+    return Response(
+        job_out(record),
+        status_code=200 if finished else HTTP_202_ACCEPTED,
+        headers={"Location": f"/api/v1/jobs/{record.job.id}"},
+    )
 
 
 async def accepted(
@@ -306,14 +326,9 @@ async def accepted(
 ) -> Response[JobOut]:
     """The answer to a submission: 202 and the job as accepted; with ``wait`` > 0, 200 and
     the finished job as soon as it is finished, or 202 and the job after ``wait`` seconds."""
-    job_id = record.job.id
     if wait > 0:
-        record = await wait_for_job(request, services, job_id, None, wait) or record
-    return Response(
-        job_out(record),
-        status_code=200 if record.job.status in TERMINAL_JOB else HTTP_202_ACCEPTED,
-        headers={"Location": f"/api/v1/jobs/{job_id}"},
-    )
+        record = await wait_for_job(request, services, record.job.id, None, wait) or record
+    return _answer(record)
 
 
 @post(

@@ -138,7 +138,31 @@ class SubmitOperation(Operation):
                             ),
                         },
                     )
-                )
+                ),
+                # A source by reference (docs/api.md, "Sources by reference").
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["source", "outputs"],
+                        properties={
+                            "source": Schema(
+                                type=OpenAPIType.OBJECT,
+                                description='one of {"job": id}, {"upload": id}, {"url": url}',
+                                properties={
+                                    kind: Schema(type=OpenAPIType.STRING)
+                                    for kind in ("job", "upload", "url")
+                                },
+                                min_properties=1,
+                                max_properties=1,
+                            ),
+                            "outputs": Schema(
+                                type=OpenAPIType.ARRAY,
+                                items=Schema(type=OpenAPIType.OBJECT),
+                                description="as in the spec (see /api/v1/operations)",
+                            ),
+                        },
+                    )
+                ),
             },
         )
 

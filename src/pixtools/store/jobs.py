@@ -285,10 +285,12 @@ _GET = (
 )
 
 
+# FOR KEY SHARE (as a foreign key check takes): it conflicts with the DELETE of cleanup, not
+# with the UPDATEs of the earlier job's own workers, nor with other jobs naming the source.
 _LOCK_SOURCE_OF = (
     sa.select(_jobs.c.id)
     .where(_jobs.c.id == _P("p_job_id"), _jobs.c.owner == _P("p_owner"))
-    .with_for_update(read=True)
+    .with_for_update(read=True, key_share=True)
 )
 
 

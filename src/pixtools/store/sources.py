@@ -9,12 +9,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from pixtools.store.database import Database
 from pixtools.store.jobs import utcnow
 from pixtools.store.models import JobRow, UploadRow
+
+_SOURCE_OF = sa.select(JobRow.source, JobRow.metadata_).where(
+    JobRow.id == sa.bindparam("p_job_id"), JobRow.owner == sa.bindparam("p_owner")
+)
+
+
+async def source_of_job(
+    db: Database, job_id: uuid.UUID, owner: str
+) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """The source facts and metadata of ``owner``'s job, if there is one (one light read:
+    a job by reference needs nothing else of the earlier job)."""
+    async with db.reads() as s:
+        row = (await s.execute(_SOURCE_OF, {"p_job_id": job_id, "p_owner": owner})).one_or_none()
+    return (row[0], row[1]) if row is not None else None
 
 
 class UploadRepository:

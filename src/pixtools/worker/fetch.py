@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -27,6 +28,8 @@ from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
 
 log = logging.getLogger(__name__)
 MAX_REDIRECTS = 3
+#: Bytes of shared sources a worker process keeps in memory (a few popular photos).
+SHARED_SOURCE_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class SourceFetchRefused(ImageError):
@@ -94,14 +97,52 @@ async def fetch_url(url: str, settings: Settings) -> bytes:
     raise SourceFetchRefused(f"source: more than {MAX_REDIRECTS} redirects")
 
 
+class SharedSources:
+    """The bytes of sources that jobs share by reference, most recently used first, up to
+    ``limit`` bytes in all. Source objects are written once; a popular source is then read
+    from memory by each job naming it instead of from the store (an S3 GET, or a file read
+    into freshly faulted pages), and no job's own upload is kept (nothing shares it)."""
+
+    def __init__(self, limit: int = SHARED_SOURCE_CACHE_BYTES) -> None:
+        self.limit = limit
+        self.size = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, key: str) -> bytes | None:
+        data = self._items.get(key)
+        if data is not None:
+            self._items.move_to_end(key)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.limit // 4 or key in self._items:
+            return
+        self._items[key] = data
+        self.size += len(data)
+        while self.size > self.limit:
+            _, dropped = self._items.popitem(last=False)
+            self.size -= len(dropped)
+
+
+_shared = SharedSources()
+
+
 async def load_source(svc: Services, job_id: uuid.UUID, key: str, url: str | None) -> bytes:
-    """The job's source bytes: from the store, or (a URL source not fetched yet) fetched,
-    checked as an upload would be, stored under ``key`` and its facts recorded."""
+    """The job's source bytes: from the store (or memory, for a source shared with other
+    jobs), or (a URL source not fetched yet) fetched, checked as an upload would be, stored
+    under ``key`` and its facts recorded."""
     if url is None:
+        shared = not key.startswith(f"raw/{job_id}/")  # another job's source, by reference
+        data = _shared.get(key) if shared else None
+        if data is not None:
+            return data
         try:
-            return await svc.objects.get(key)
+            data = await svc.objects.get(key)
         except ObjectNotFound:  # expired by the bucket's lifecycle rule, or removed by hand
             raise SourceFetchRefused(f"source: the stored source {key} is gone") from None
+        if shared:
+            _shared.put(key, data)
+        return data
     try:
         return await svc.objects.get(key)  # an earlier output of the job fetched it
     except ObjectNotFound:

@@ -12,9 +12,11 @@ import io
 import os
 import secrets
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,23 @@ def jpeg_bytes(
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+def png_with_corrupt_pixels(width: int = 96, height: int = 64, mode: str = "RGB") -> bytes:
+    """A PNG whose every chunk is whole (lengths and CRCs right) but whose deflate stream is
+    broken: it passes the submit-time checks (header, container) and fails to decode on the
+    worker, the one way left for a well-formed request to fail at render."""
+    im = Image.linear_gradient("L").resize((width, height)).convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    at = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    middle = at + 4 + length // 3
+    data[middle : middle + 16] = b"\xff" * 16
+    crc = zlib.crc32(data[at : at + 4 + length]) & 0xFFFFFFFF
+    data[at + 4 + length : at + 8 + length] = struct.pack(">I", crc)
+    return bytes(data)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -27,7 +27,7 @@ from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 
 from pixtools.ml import samples
-from tests.conftest import Stack
+from tests.conftest import Stack, png_with_corrupt_pixels
 from tests.e2e.test_admin_and_keys import make_key
 from tests.e2e.test_durability import SLOW_OUTPUT, noisy_jpeg
 
@@ -446,30 +446,25 @@ def test_a_stuck_output_is_flagged_stale(ui: Watched, services_stack: Stack) -> 
 
 def test_retry_a_failed_output(ui: Watched, services_stack: Stack) -> None:
     page = ui.page
-    paste_file(page, photo_with_exif(400, 300), "retry-me.jpg")
-    expect(page.locator("#sources li")).to_contain_text("retry-me.jpg")
-    # A crop that cannot fit once the resize has run: accepted at submit, fails in the worker.
+    # A PNG whose container is whole and whose pixels are not: accepted at submit (every
+    # cheaper mistake is refused there now), it fails in the worker.
+    paste_file(page, png_with_corrupt_pixels(400, 300), "retry-me.png", "image/png")
+    expect(page.locator("#sources li")).to_contain_text("retry-me.png")
     set_spec_json(
         page,
         {
             "outputs": [
-                {"name": "ok", "steps": [{"op": "resize", "width": 100}]},
-                {
-                    "name": "broken",
-                    "steps": [
-                        {"op": "resize", "width": 100},
-                        {"op": "crop", "left": 0, "top": 0, "width": 300, "height": 300},
-                    ],
-                },
+                {"name": "small", "steps": [{"op": "resize", "width": 100}]},
+                {"name": "broken", "steps": [{"op": "grayscale"}]},
             ]
         },
     )
     expect(page.locator("#outputs > li")).to_have_count(2)  # the JSON drove the builder
     page.click("#submit")
-    card = job_card(page, "retry-me.jpg")
-    wait_status(card, "partial")
+    card = job_card(page, "retry-me.png")
+    wait_status(card, "failed")
     broken = card.locator("li.output[data-name=broken]")
-    expect(broken.locator(".error")).to_contain_text("crop")  # the reason, shown
+    expect(broken.locator(".error")).to_contain_text("corrupt")  # the reason, shown
     job_id = (card.get_attribute("id") or "").removeprefix("job-")
     first_end = api_job(services_stack.base_url, job_id)["outputs"][1]["finished_at"]
     card.get_by_role("button", name="Retry failed").click()
@@ -479,8 +474,8 @@ def test_retry_a_failed_output(ui: Watched, services_stack: Stack) -> None:
         lambda j: TERMINAL.match(j["status"]) and j["outputs"][1]["finished_at"] != first_end,
     )
     assert again["outputs"][1]["status"] == "failed"  # it ran again, and failed again
-    wait_status(card, "partial")
-    expect(broken.locator(".error")).to_contain_text("crop")
+    wait_status(card, "failed")
+    expect(broken.locator(".error")).to_contain_text("corrupt")
     ui.clean()
 
 

@@ -13,14 +13,10 @@ against docs/metrics.md.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import os
 import re
-import struct
 import subprocess
 import threading
-import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,9 +25,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from PIL import Image
 
-from tests.conftest import Stack, free_port, jpeg_bytes, wait_for, wait_job
+from tests.conftest import (
+    Stack,
+    free_port,
+    jpeg_bytes,
+    png_with_corrupt_pixels,
+    wait_for,
+    wait_job,
+)
 from tests.monitoring import promrules
 
 pytestmark = pytest.mark.services
@@ -41,19 +43,6 @@ SHORT_FOR = {"PixToolsWorkersDown": "5s", "PixToolsJobFailureSpike": "5s"}
 # Jobs that are accepted and then fail at render: a PNG whose container is whole (so it passes
 # the submit-time checks) but whose compressed pixels are not (the decode fails on the worker).
 FAIL_SPEC = {"outputs": [{"name": "bad", "steps": [{"op": "resize", "width": 48}]}]}
-
-
-def broken_png(width: int = 96, height: int = 64) -> bytes:
-    im = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
-    buf = io.BytesIO()
-    im.save(buf, "PNG", compress_level=1)
-    data = bytearray(buf.getvalue())
-    at = data.index(b"IDAT")
-    (length,) = struct.unpack(">I", data[at - 4 : at])
-    data[at + 4 + length // 3 : at + 4 + length // 3 + 64] = bytes(64)
-    crc = zlib.crc32(data[at : at + 4 + length]) & 0xFFFFFFFF
-    data[at + 4 + length : at + 8 + length] = struct.pack(">I", crc)
-    return bytes(data)
 
 
 GOOD_SPEC = {
@@ -337,7 +326,10 @@ def test_live_metrics_match_docs_and_alerts_fire_arrive_and_resolve(monitored: M
     )
 
     # Jobs fail: the failure-spike alert fires and reaches the receiver.
-    assert asyncio.run(_run_jobs(m.stack.base_url, FAIL_SPEC, 5, broken_png())) == ["failed"] * 5
+    assert (
+        asyncio.run(_run_jobs(m.stack.base_url, FAIL_SPEC, 5, png_with_corrupt_pixels()))
+        == ["failed"] * 5
+    )
     fired = _wait_alert(m, "PixToolsJobFailureSpike", "firing", 60)
     assert fired["labels"]["severity"] == "warning"
 

@@ -7,30 +7,11 @@ corrupt PNG rendered as grey and the output "succeeded").
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
-
 import pytest
-from PIL import Image
 
 from pixtools.imaging.decode import decode
 from pixtools.imaging.errors import CorruptImage
-
-
-def png_with_corrupt_pixels(width: int, height: int, mode: str) -> bytes:
-    """A PNG with every chunk whole (lengths and CRCs right) and its deflate stream broken."""
-    im = Image.linear_gradient("L").resize((width, height)).convert(mode)
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    data = bytearray(buf.getvalue())
-    at = data.index(b"IDAT")
-    (length,) = struct.unpack(">I", data[at - 4 : at])
-    middle = at + 4 + length // 3
-    data[middle : middle + 16] = b"\xff" * 16
-    crc = zlib.crc32(data[at : at + 4 + length]) & 0xFFFFFFFF
-    data[at + 4 + length : at + 8 + length] = struct.pack(">I", crc)
-    return bytes(data)
+from tests.conftest import png_with_corrupt_pixels
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])

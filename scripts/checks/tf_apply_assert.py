@@ -229,6 +229,16 @@ def _bucket_parts(resources: dict[str, Resource], module: str) -> dict[str, dict
     }
 
 
+def _check_public_access_block(failures: list[str], label: str, block: dict[str, Any]) -> None:
+    for flag in (
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ):
+        _expect(failures, f"{label} {flag}", block.get(flag), True)
+
+
 def check_buckets(resources: dict[str, Resource], env: str) -> list[str]:
     """Every bucket: SSE-KMS with the environment's key, all public access blocked, owner-enforced.
 
@@ -252,14 +262,9 @@ def check_buckets(resources: dict[str, Resource], env: str) -> list[str]:
         default = _first(sse.get("apply_server_side_encryption_by_default"))
         _expect(failures, f"bucket {name} SSE algorithm", default.get("sse_algorithm"), "aws:kms")
         _expect(failures, f"bucket {name} SSE key", default.get("kms_master_key_id"), key)
-        block = parts.get("aws_s3_bucket_public_access_block", {})
-        for flag in (
-            "block_public_acls",
-            "block_public_policy",
-            "ignore_public_acls",
-            "restrict_public_buckets",
-        ):
-            _expect(failures, f"bucket {name} {flag}", block.get(flag), True)
+        _check_public_access_block(
+            failures, f"bucket {name}", parts.get("aws_s3_bucket_public_access_block", {})
+        )
         ownership = _first(parts.get("aws_s3_bucket_ownership_controls", {}).get("rule"))
         _expect(
             failures,
@@ -384,14 +389,11 @@ def check_bootstrap(state: dict[str, Any]) -> list[str]:
         ).get("apply_server_side_encryption_by_default")
     )
     _expect(failures, "state bucket SSE algorithm", sse.get("sse_algorithm"), "aws:kms")
-    block = resources.get("aws_s3_bucket_public_access_block.state", {}).get("values", {})
-    for flag in (
-        "block_public_acls",
-        "block_public_policy",
-        "ignore_public_acls",
-        "restrict_public_buckets",
-    ):
-        _expect(failures, f"state bucket {flag}", block.get(flag), True)
+    _check_public_access_block(
+        failures,
+        "state bucket",
+        resources.get("aws_s3_bucket_public_access_block.state", {}).get("values", {}),
+    )
     versioning = _first(
         resources.get("aws_s3_bucket_versioning.state", {})
         .get("values", {})

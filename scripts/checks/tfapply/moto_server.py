@@ -14,9 +14,12 @@ Nothing else changes. Usage: python moto_server.py PORT  (binds 127.0.0.1 only).
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 import sys
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -174,5 +177,15 @@ def _validate_with_associations(self: Any, resource_type: str, resource_id: str)
 
 ssm_models.SimpleSystemManagerBackend._validate_resource_type_and_id = _validate_with_associations  # type: ignore[method-assign]
 
+
+def _exit_with_parent() -> None:
+    """End the server when tf-apply.sh is gone (killed before its cleanup could stop us)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(2)
+    os._exit(0)
+
+
 if __name__ == "__main__":
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     main(["-H", "127.0.0.1", "-p", sys.argv[1]])

@@ -65,12 +65,18 @@ command -v terraform >/dev/null || fail "terraform is not installed"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pixtools-tf-apply.XXXXXX")
 moto_pid=
+# kill_tree PID: PID and all its descendants, children first (a background phase runs
+# subshell -> timeout -> terraform; killing the subshell alone would orphan terraform).
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
 cleanup() {
   local rc=$?
-  # Any terraform still running in the background (a failed side of a parallel phase).
-  local jobs_left
-  jobs_left=$(jobs -pr)
-  [[ -n $jobs_left ]] && kill $jobs_left 2>/dev/null
+  # Anything still running in the background (the other side of a failed parallel phase).
+  local job
+  for job in $(jobs -pr); do kill_tree "$job"; done
   if [[ -n $moto_pid ]] && kill -0 "$moto_pid" 2>/dev/null; then
     kill "$moto_pid" 2>/dev/null
     wait "$moto_pid" 2>/dev/null || true

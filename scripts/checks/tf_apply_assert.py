@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -228,6 +229,16 @@ def _bucket_parts(resources: dict[str, Resource], module: str) -> dict[str, dict
     }
 
 
+def _check_public_access_block(failures: list[str], label: str, block: dict[str, Any]) -> None:
+    for flag in (
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ):
+        _expect(failures, f"{label} {flag}", block.get(flag), True)
+
+
 def check_buckets(resources: dict[str, Resource], env: str) -> list[str]:
     """Every bucket: SSE-KMS with the environment's key, all public access blocked, owner-enforced.
 
@@ -251,14 +262,9 @@ def check_buckets(resources: dict[str, Resource], env: str) -> list[str]:
         default = _first(sse.get("apply_server_side_encryption_by_default"))
         _expect(failures, f"bucket {name} SSE algorithm", default.get("sse_algorithm"), "aws:kms")
         _expect(failures, f"bucket {name} SSE key", default.get("kms_master_key_id"), key)
-        block = parts.get("aws_s3_bucket_public_access_block", {})
-        for flag in (
-            "block_public_acls",
-            "block_public_policy",
-            "ignore_public_acls",
-            "restrict_public_buckets",
-        ):
-            _expect(failures, f"bucket {name} {flag}", block.get(flag), True)
+        _check_public_access_block(
+            failures, f"bucket {name}", parts.get("aws_s3_bucket_public_access_block", {})
+        )
         ownership = _first(parts.get("aws_s3_bucket_ownership_controls", {}).get("rule"))
         _expect(
             failures,
@@ -383,14 +389,11 @@ def check_bootstrap(state: dict[str, Any]) -> list[str]:
         ).get("apply_server_side_encryption_by_default")
     )
     _expect(failures, "state bucket SSE algorithm", sse.get("sse_algorithm"), "aws:kms")
-    block = resources.get("aws_s3_bucket_public_access_block.state", {}).get("values", {})
-    for flag in (
-        "block_public_acls",
-        "block_public_policy",
-        "ignore_public_acls",
-        "restrict_public_buckets",
-    ):
-        _expect(failures, f"state bucket {flag}", block.get(flag), True)
+    _check_public_access_block(
+        failures,
+        "state bucket",
+        resources.get("aws_s3_bucket_public_access_block.state", {}).get("values", {}),
+    )
     versioning = _first(
         resources.get("aws_s3_bucket_versioning.state", {})
         .get("values", {})
@@ -581,6 +584,23 @@ def _client(service: str, endpoint: str) -> Any:
     )
 
 
+def _figure(line: str) -> None:
+    """Record a figure for tf-apply.sh's closing summary (the file in TF_APPLY_SUMMARY, if set)."""
+    summary = os.environ.get("TF_APPLY_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def _diff_figure(plan: dict[str, Any]) -> str:
+    diffs = remaining_diffs(plan)
+    if not diffs:
+        return "second plan: no change"
+    explained = sum(1 for d in diffs if d.reason)
+    names = ", ".join(d.address.split(".", 1)[0].removeprefix("aws_") for d in diffs)
+    return f"second plan: {len(diffs)} change(s), {explained} explained as moto gaps ({names})"
+
+
 def _finish(label: str, failures: list[str]) -> int:
     if failures:
         print(f"\n*** {label}: {len(failures)} failed assertion(s):", file=sys.stderr)
@@ -595,6 +615,10 @@ def _bootstrap(args: argparse.Namespace) -> int:
     state = _load(args.state)
     print(f"bootstrap: {len(managed_resources(state))} resources applied")
     failures = check_bootstrap(state) + report_diffs("bootstrap", _load(args.plan))
+    _figure(
+        f"bootstrap: {len(managed_resources(state))} resources applied;"
+        f" {_diff_figure(_load(args.plan))}"
+    )
     return _finish("bootstrap", failures)
 
 
@@ -612,6 +636,10 @@ def _environment(args: argparse.Namespace) -> int:
         + check_budget_plan(full_plan, env)
     )
     failures += report_diffs(env, plan)
+    _figure(
+        f"{env}: {len(managed_resources(state))} resources applied ({planned} planned,"
+        f" {len(EXCLUDED)} excluded); {_diff_figure(plan)}"
+    )
 
     ssm = _client("ssm", args.endpoint)
     values = {}
@@ -669,14 +697,24 @@ def _destroyed(args: argparse.Namespace) -> int:
         "ECR repositories": [
             r["repositoryName"] for r in ecr.describe_repositories()["repositories"]
         ],
+        "SSM documents": [
+            d["Name"]
+            for d in ssm.list_documents(Filters=[{"Key": "Owner", "Values": ["Self"]}])[
+                "DocumentIdentifiers"
+            ]
+        ],
+        "SSM associations": [a["AssociationId"] for a in ssm.list_associations()["Associations"]],
     }
     for kind, names in leftovers.items():
         if names:
             failures.append(f"left in moto after destroy: {kind} {names}")
-    print(
-        f"destroy: {len(args.state_file)} states empty; moto holds no bucket, RDS instance, VPC,"
-        " role, parameter or repository of ours"
-    )
+    if not failures:
+        line = (
+            f"destroy: {len(args.state_file)} states empty; moto holds no bucket, RDS instance,"
+            " VPC, role, parameter, document, association or repository of ours"
+        )
+        print(line)
+        _figure(line)
     return _finish("destroy", failures)
 
 

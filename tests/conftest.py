@@ -155,6 +155,19 @@ def rabbit_url() -> Iterator[str]:
             rabbitmqctl("delete_vhost", vhost)
 
 
+@pytest.fixture(scope="module")
+def private_rabbit_url() -> Iterator[str]:
+    """A vhost of this test module alone: no worker of the session's stack consumes from it."""
+    vhost = f"pixtools_test_{RUN_ID}_{secrets.token_hex(3)}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
+    finally:
+        with contextlib.suppress(Exception):
+            rabbitmqctl("delete_vhost", vhost)
+
+
 # --- Redis --------------------------------------------------------------------------------
 
 

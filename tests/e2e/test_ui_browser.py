@@ -588,6 +588,10 @@ def test_object_urls_are_released_over_a_session(ui: Watched, services_stack: St
         expect(page.locator("#viewer .compare img")).to_have_count(2)
         page.keyboard.press("Escape")
         expect(page.locator("#viewer")).to_be_hidden()
+    # Releases happen as fetches settle and the viewer closes: wait for them, then compare (a
+    # leak stays above `settled` however long one waits).
+    page.wait_for_function(f"window.liveObjectUrls() <= {settled}", timeout=15_000)
+    page.wait_for_timeout(1_000)  # and it stays there
     assert page.evaluate("window.liveObjectUrls()") == settled
     ui.clean()
 

@@ -128,9 +128,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
+def private_services_env(
+    services_env: dict[str, str], private_pg_url: str, private_rabbit_url: str
+) -> dict[str, str]:
+    """The services environment with a database and a vhost of this module alone: the session's
+    own stack (other e2e tests) would otherwise consume these jobs, unscraped."""
+    return {
+        **services_env,
+        "PIXTOOLS_DATABASE_URL": private_pg_url,
+        "PIXTOOLS_RABBITMQ_URL": private_rabbit_url,
+    }
+
+
+@pytest.fixture(scope="module")
 def monitored(
-    services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    private_services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Monitored]:
+    services_env = private_services_env
     tmp = tmp_path_factory.mktemp("monitoring")
     # RabbitMQ's own exporter (the cluster's rabbitmq.conf enables it; here: per-object path).
     subprocess.run(

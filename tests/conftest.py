@@ -143,9 +143,9 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
-@pytest.fixture(scope="session")
-def rabbit_url() -> Iterator[str]:
-    vhost = f"pixtools_test_{RUN_ID}"
+@contextlib.contextmanager
+def own_vhost(vhost: str) -> Iterator[str]:
+    """A RabbitMQ vhost made for the caller and deleted afterwards; yields its AMQP URL."""
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     try:
@@ -153,19 +153,19 @@ def rabbit_url() -> Iterator[str]:
     finally:
         with contextlib.suppress(Exception):
             rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def rabbit_url() -> Iterator[str]:
+    with own_vhost(f"pixtools_test_{RUN_ID}") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def private_rabbit_url() -> Iterator[str]:
     """A vhost of this test module alone: no worker of the session's stack consumes from it."""
-    vhost = f"pixtools_test_{RUN_ID}_{secrets.token_hex(3)}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    try:
-        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
-    finally:
-        with contextlib.suppress(Exception):
-            rabbitmqctl("delete_vhost", vhost)
+    with own_vhost(f"pixtools_test_{RUN_ID}_{secrets.token_hex(3)}") as url:
+        yield url
 
 
 # --- Redis --------------------------------------------------------------------------------

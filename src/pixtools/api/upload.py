@@ -50,7 +50,6 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
     if ctype != "multipart/form-data" or not boundary:
         raise _error(400, "file", "send multipart/form-data with a file part and a spec part")
     form = JobForm()
-    limits = {"file": max_file_bytes, "spec": MAX_SPEC_BYTES}
     current: MultipartSegment | None = None
     try:
         with PushMultipartParser(boundary, max_segment_count=16, strict=False) as parser:
@@ -60,20 +59,30 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
                         current = event
                         _start_part(form, event)
                     elif event and current is not None:
-                        buf = form._parts.get(current.name or "")
-                        if buf is None:
-                            continue  # a part we do not use: skipped, not kept
-                        buf += event
-                        if len(buf) > limits[current.name or ""]:
-                            if current.name == "file":
-                                raise _error(413, "file", _too_large(max_file_bytes))
-                            raise _error(400, "spec", f"larger than {MAX_SPEC_BYTES} bytes")
+                        _append(form, current.name or "", event, max_file_bytes)
                     elif event is None:
                         current = None
                 if parser.closed:
                     break
     except MultipartError as exc:
         raise _error(400, "file", f"malformed multipart body ({exc})") from None
+    return _finish(form)
+
+
+def _append(form: JobForm, name: str, data: bytes | bytearray, max_file_bytes: int) -> None:
+    """Add a chunk to its part, enforcing the part's size cap as it streams in."""
+    buf = form._parts.get(name)
+    if buf is None:
+        return  # a part we do not use: skipped, not kept
+    buf += data
+    if name == "file" and len(buf) > max_file_bytes:
+        raise _error(413, "file", _too_large(max_file_bytes))
+    if name == "spec" and len(buf) > MAX_SPEC_BYTES:
+        raise _error(400, "spec", f"larger than {MAX_SPEC_BYTES} bytes")
+
+
+def _finish(form: JobForm) -> JobForm:
+    """Move the collected parts into the form's fields (the spec decoded as UTF-8)."""
     if "spec" in form._parts:
         try:
             form.spec = form._parts.pop("spec").decode("utf-8")

@@ -253,7 +253,7 @@ fi
 
 step "image sizes"
 for image in "$BASE_IMAGE" "$API_IMAGE" "$WORKER_IMAGE"; do
-    figure "$(buildah images --format '{{.Name}}:{{.Tag}}  {{.Size}}' "$image" | head -n 1)"
+    figure "$(buildah images --format '{{.Name}}:{{.Tag}}  {{.Size}}' "$image" | sed -n 1p)"
 done
 
 # --- 3. what is inside --------------------------------------------------------------------
@@ -319,7 +319,7 @@ inspect_image() {
 
     # pillow-simd: AVX2 instructions in the core module, and what it reports of itself.
     local imaging ymm
-    imaging="$(find "$mnt/opt/venv/lib" -path '*/site-packages/PIL/_imaging.cpython-*.so' | head -n 1)"
+    imaging="$(find "$mnt/opt/venv/lib" -path '*/site-packages/PIL/_imaging.cpython-*.so' -print -quit)"
     ymm="$(objdump -d --no-show-raw-insn "$imaging" | grep -c '%ymm' || true)"
     # ~9,000 at -O3 with -mavx2; none without AVX2, ~1,000 if the Python build's -O2 prevailed.
     ((ymm > 5000)) || problems+=("PIL/_imaging has $ymm AVX2 (ymm) instructions, expected > 5000")
@@ -345,7 +345,7 @@ inspect_image() {
     find "$mnt/opt/venv" -type f \( -name '*.so' -o -name '*.so.*' \) -printf '/%P\n' | sed 's|^|/opt/venv|' >"$WORK/elf-$kind"
     chroot "$mnt" /bin/bash -c 'while read -r f; do ldd "$f" 2>/dev/null | sed "s|^|$f: |"; done' <"$WORK/elf-$kind" >"$WORK/ldd-$kind" || true
     if grep -q 'not found' "$WORK/ldd-$kind"; then
-        problems+=("unresolved libraries: $(grep 'not found' "$WORK/ldd-$kind" | head -n 5 | tr '\n' ';')")
+        problems+=("unresolved libraries: $(grep -m 5 'not found' "$WORK/ldd-$kind" | tr '\n' ';')")
     fi
     libs="$(grep -o '=> /[^ ]*' "$WORK/ldd-$kind" | cut -c4- | grep -v '^/opt/venv/' | sort -u)"
     owners="$(chroot "$mnt" /bin/bash -c 'while read -r l; do

@@ -47,7 +47,7 @@ command -v terraform >/dev/null || { echo "*** FAILED: terraform is not installe
 step "tool environments"
 ensure_venv "$INFRA_VENV" "${INFRA_REQUIREMENTS[@]}"
 ensure_venv "$CHECKOV_VENV" "${CHECKOV_REQUIREMENTS[@]}"
-terraform version | head -n 1
+terraform version | sed -n 1p
 
 step "terraform fmt -check -recursive"
 check "terraform fmt" terraform fmt -check -recursive -diff -no-color terraform

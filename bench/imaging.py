@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from pixtools.imaging import build_info, render_output
 from pixtools.imaging import encode as engine_encode
-from pixtools.spec.ops import Convert, Resize
+from pixtools.jobspec.ops import Convert, Resize
 
 MAX_PIXELS = 50_000_000
 TARGET_SPEEDUP_12MP = 2.5
@@ -153,7 +153,7 @@ def compare(data: bytes, runs: int) -> dict[str, float]:
 _RSS_CHILD = """
 import sys
 from pixtools.imaging import render_output
-from pixtools.spec.ops import Convert, Resize
+from pixtools.jobspec.ops import Convert, Resize
 data = open(sys.argv[1], "rb").read()
 out = render_output(data, {steps}, max_pixels=50_000_000)
 assert out.data

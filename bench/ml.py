@@ -32,7 +32,7 @@ from PIL import Image
 from pixtools.imaging.context import StepContext
 from pixtools.ml import ops, runtime, samples
 from pixtools.ml.stats import STATS, Inference
-from pixtools.spec.ops import BlurFaces, DetectFaces, Moderate, Ocr, Step
+from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr, Step
 
 OpFn = Callable[[Image.Image, Any, StepContext], Image.Image]
 

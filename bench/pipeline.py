@@ -76,7 +76,7 @@ def pct(values: list[float], q: float) -> float:
 
 def render_once(data: bytes) -> int:
     from pixtools.imaging import render_output
-    from pixtools.spec.job import parse_spec
+    from pixtools.jobspec.job import parse_spec
 
     steps = parse_spec(json.dumps(SPEC)).outputs[0].steps
     out = render_output(data, steps, max_pixels=50_000_000)

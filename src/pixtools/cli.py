@@ -352,8 +352,8 @@ def _dlq(args: argparse.Namespace, dlq: DeadLetters) -> int:
 def cmd_process(args: argparse.Namespace) -> int:
     """Run a spec on a local file: no service, no database, no broker."""
     from pixtools.imaging import ImageError, probe, render_output
-    from pixtools.spec.job import SpecError, parse_spec
-    from pixtools.spec.ops import op_of
+    from pixtools.jobspec.job import SpecError, parse_spec
+    from pixtools.jobspec.ops import op_of
 
     settings = _settings()
     source = _read_file(args.file, "image")

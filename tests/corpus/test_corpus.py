@@ -25,7 +25,7 @@ from PIL import Image, ImageChops, ImageOps, ImageStat
 from pixtools.imaging import ImageError, probe, render_output
 from pixtools.imaging.color import to_srgb
 from pixtools.imaging.decode import avif_codec
-from pixtools.spec.ops import Convert
+from pixtools.jobspec.ops import Convert
 
 # The library as shipped: where AVIF comes from pillow-avif-plugin, it is registered first.
 assert avif_codec() is not None

@@ -287,7 +287,7 @@ async def test_unknown_job_and_not_ready_output(stack_client: httpx.AsyncClient)
 async def test_a_crop_outside_the_resized_image_is_refused_at_submit(
     stack_client: httpx.AsyncClient,
 ) -> None:
-    # Every step's size is computed from the source's at submit (spec/sizes.py), so a crop
+    # Every step's size is computed from the source's at submit (jobspec/sizes.py), so a crop
     # after a resize is judged there too, no longer failing its output when it runs.
     crop_outside = {
         "name": "bad",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from pixtools.imaging import ImageError, extract_metadata, probe, render_output
-from pixtools.spec.ops import Convert, Resize, Rotate
+from pixtools.jobspec.ops import Convert, Resize, Rotate
 from tests.unit.imaging.images import encode
 
 MAX_PIXELS = 64 * 64 * 4  # small: whatever a mutated header claims, decoding stays tiny

@@ -18,7 +18,7 @@ from PIL import Image, ImageChops, ImageOps
 
 from pixtools.imaging import probe, render_output
 from pixtools.imaging.decode import avif_codec, library_uprights
-from pixtools.spec.ops import Convert
+from pixtools.jobspec.ops import Convert
 
 MAX_PIXELS = 50_000_000
 ORIENTED_FORMATS = ["JPEG", "PNG", "WEBP", "TIFF", *(["AVIF"] if avif_codec() else [])]

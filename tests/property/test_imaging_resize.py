@@ -14,7 +14,7 @@ from PIL import Image
 from pixtools.imaging import OperationError, StepContext, render_output
 from pixtools.imaging.ops import crop, resize
 from pixtools.imaging.ops.resize import resize_geometry
-from pixtools.spec.ops import Convert, Crop, Resize, Rotate
+from pixtools.jobspec.ops import Convert, Crop, Resize, Rotate
 
 sides = st.integers(min_value=1, max_value=5000)
 box_sides = st.integers(min_value=1, max_value=16384)

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pixtools.imaging import ImageError, TooManyPixels, render_output
-from pixtools.spec.job import ResultTooLarge, check_against_source, parse_spec
-from pixtools.spec.ops import (
+from pixtools.jobspec.job import ResultTooLarge, check_against_source, parse_spec
+from pixtools.jobspec.ops import (
     Blur,
     Convert,
     Crop,
@@ -26,7 +26,7 @@ from pixtools.spec.ops import (
     Step,
     Watermark,
 )
-from pixtools.spec.sizes import FORMAT_MAX_SIDE, step_size, step_sizes
+from pixtools.jobspec.sizes import FORMAT_MAX_SIDE, step_size, step_sizes
 
 small = st.integers(min_value=1, max_value=120)
 

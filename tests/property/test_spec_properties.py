@@ -9,8 +9,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pixtools.spec import OPS, SpecError, parse_spec, spec_to_builtins
-from pixtools.spec.ops import Step
+from pixtools.jobspec import OPS, SpecError, parse_spec, spec_to_builtins
+from pixtools.jobspec.ops import Step
 
 names = st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,20}\Z", fullmatch=True)
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from pixtools.api.catalogue import CATALOGUE
 from pixtools.imaging import render_output
-from pixtools.spec.job import parse_spec
+from pixtools.jobspec.job import parse_spec
 from tests.conftest import jpeg_bytes
 
 ROOT = Path(__file__).resolve().parents[2]

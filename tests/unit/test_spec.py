@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pixtools.spec import OPS, SpecError, parse_spec, spec_to_builtins
-from pixtools.spec.ops import AnyStep
+from pixtools.jobspec import OPS, SpecError, parse_spec, spec_to_builtins
+from pixtools.jobspec.ops import AnyStep
 
 
 def spec(*outputs: dict, **extra: object) -> str:
@@ -160,7 +160,7 @@ def test_op_implementations_resolve_for_standard_ops() -> None:
     ],
 )
 def test_crops_that_cannot_fit_the_source_are_refused(steps: list[dict], field: str) -> None:
-    from pixtools.spec.job import check_against_source
+    from pixtools.jobspec.job import check_against_source
 
     with pytest.raises(SpecError) as info:
         check_against_source(parse_spec(spec(out("a", *steps))), 100, 50)
@@ -168,7 +168,7 @@ def test_crops_that_cannot_fit_the_source_are_refused(steps: list[dict], field: 
 
 
 def test_crop_checks_stop_where_the_size_is_not_known() -> None:
-    from pixtools.spec.job import check_against_source
+    from pixtools.jobspec.job import check_against_source
 
     ok = [
         [{"op": "crop", "left": 0, "top": 0, "width": 100, "height": 50}],

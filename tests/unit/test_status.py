@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pixtools.spec.status import final_status, webhook_event
+from pixtools.jobspec.status import final_status, webhook_event
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from litestar import get
 
-from pixtools.spec.ops import OPS, OpDef
+from pixtools.jobspec.ops import OPS, OpDef
 
 
 def _param(field: msgspec.inspect.Field) -> dict[str, Any]:

@@ -33,9 +33,9 @@ from pixtools.imaging import (
     sniff_format,
 )
 from pixtools.settings import Settings
-from pixtools.spec.job import JobSpec, SpecError, check_against_source, parse_spec, spec_to_builtins
-from pixtools.spec.ops import op_of
-from pixtools.spec.status import TERMINAL_JOB
+from pixtools.jobspec.job import JobSpec, SpecError, check_against_source, parse_spec, spec_to_builtins
+from pixtools.jobspec.ops import op_of
+from pixtools.jobspec.status import TERMINAL_JOB
 from pixtools.store.jobs import (
     IdempotencyClaim,
     IdempotencyConflict,

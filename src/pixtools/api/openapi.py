@@ -26,7 +26,7 @@ from litestar.openapi.spec import (
 )
 
 from pixtools.imaging import FORMATS
-from pixtools.spec.ops import OutputFormat
+from pixtools.jobspec.ops import OutputFormat
 
 ERROR_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,

@@ -20,7 +20,7 @@ from pixtools.imaging.context import StepContext
 from pixtools.imaging.decode import EXIF_ORIENTATION, avif_codec
 from pixtools.imaging.errors import OperationError
 from pixtools.imaging.formats import FORMATS
-from pixtools.spec.ops import Convert
+from pixtools.jobspec.ops import Convert
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80, "avif": 60}
 WEBP_METHOD = 4  # libwebp's balanced effort: 5-6 cost ~2x time for ~2-4% bytes

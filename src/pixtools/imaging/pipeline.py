@@ -19,7 +19,7 @@ from pixtools.imaging.encode import encode, prepare_for_format
 from pixtools.imaging.errors import ImageError, OperationError, TooManyPixels
 from pixtools.imaging.formats import FORMATS
 from pixtools.observability.metrics import OP_SECONDS
-from pixtools.spec.ops import (
+from pixtools.jobspec.ops import (
     OPS,
     Convert,
     Flip,
@@ -30,7 +30,7 @@ from pixtools.spec.ops import (
     Step,
     op_of,
 )
-from pixtools.spec.sizes import format_size_problem, pixels_problem, resize_geometry, step_sizes
+from pixtools.jobspec.sizes import format_size_problem, pixels_problem, resize_geometry, step_sizes
 
 OpFunction = Callable[[Image.Image, Any, StepContext], Image.Image]
 

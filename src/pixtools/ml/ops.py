@@ -13,7 +13,7 @@ from PIL import Image
 from pixtools.imaging.context import StepContext
 from pixtools.ml import faces, moderation, runtime, text
 from pixtools.ml.stats import STATS
-from pixtools.spec.ops import BlurFaces, DetectFaces, Moderate, Ocr
+from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr
 
 #: Every model the ops use, for ``preload``.
 MODELS = (

@@ -14,7 +14,7 @@ import msgspec
 
 from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
-from pixtools.spec.status import TERMINAL_JOB, webhook_event
+from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.store.webhooks import Outcome, WebhookRepository
 from pixtools.views import job_out
 from pixtools.webhooks.breaker import CircuitBreaker, destination

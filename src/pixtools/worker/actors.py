@@ -156,7 +156,7 @@ async def _render_and_store(
     from msgspec import ValidationError
 
     from pixtools.imaging import ImageError, render_output
-    from pixtools.spec.job import steps_from_builtins
+    from pixtools.jobspec.job import steps_from_builtins
     from pixtools.worker.fetch import load_source
 
     try:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from pixtools.imaging import render_output
-from pixtools.spec.ops import Convert, Grayscale, Resize
+from pixtools.jobspec.ops import Convert, Grayscale, Resize
 
 from .conftest import MAX_PIXELS
 from .images import (

@@ -10,7 +10,7 @@ from PIL import Image, ImageChops
 
 from pixtools.imaging import render_output
 from pixtools.imaging.encode import encoder_options
-from pixtools.spec.ops import Convert, Resize
+from pixtools.jobspec.ops import Convert, Resize
 
 from .conftest import MAX_PIXELS
 from .images import encode, photo

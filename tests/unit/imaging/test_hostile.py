@@ -11,7 +11,7 @@ from PIL import Image
 
 from pixtools.imaging import CorruptImage, TooManyPixels, probe, render_output
 from pixtools.imaging.limits import apply_decoder_limits
-from pixtools.spec.ops import Convert, Resize
+from pixtools.jobspec.ops import Convert, Resize
 
 from .conftest import MAX_PIXELS
 from .images import HUGE_HEADERS, encode, photo

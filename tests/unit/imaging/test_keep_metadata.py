@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, PngImagePlugin, TiffImagePlugin
 
 from pixtools.imaging import render_output
-from pixtools.spec.ops import Convert, KeepMetadata, Resize
+from pixtools.jobspec.ops import Convert, KeepMetadata, Resize
 
 from .conftest import MAX_PIXELS
 from .images import photo

@@ -12,7 +12,7 @@ from PIL import ExifTags, Image, ImageCms
 from PIL.TiffImagePlugin import IFDRational
 
 from pixtools.imaging import extract_metadata, render_output
-from pixtools.spec.ops import Convert, KeepMetadata, Resize
+from pixtools.jobspec.ops import Convert, KeepMetadata, Resize
 
 from .conftest import MAX_PIXELS
 from .images import encode, photo

@@ -8,7 +8,7 @@ from PIL import Image, ImageChops
 from pixtools.imaging import OperationError, StepContext
 from pixtools.imaging.ops import crop, flip, resize, rotate
 from pixtools.imaging.ops.resize import resize_geometry
-from pixtools.spec.ops import Crop, Flip, Resize, Rotate
+from pixtools.jobspec.ops import Crop, Flip, Resize, Rotate
 
 from .images import photo, quadrants
 

@@ -8,7 +8,7 @@ from PIL import Image, ImageChops, ImageStat
 from pixtools.imaging import StepContext
 from pixtools.imaging.ops import adjust, blur, grayscale, sharpen, watermark
 from pixtools.imaging.ops.watermark import FONT_PATH
-from pixtools.spec.ops import Adjust, Blur, Grayscale, Sharpen, Watermark
+from pixtools.jobspec.ops import Adjust, Blur, Grayscale, Sharpen, Watermark
 
 from .images import photo, swapped_rgb_profile
 

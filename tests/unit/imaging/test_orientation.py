@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from pixtools.imaging import probe, render_output
-from pixtools.spec.ops import Convert, Resize
+from pixtools.jobspec.ops import Convert, Resize
 
 from .conftest import MAX_PIXELS
 from .images import exif_rotated_jpeg, quadrants

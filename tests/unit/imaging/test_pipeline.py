@@ -11,7 +11,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from pixtools.imaging import StepContext, pipeline, render_output
 from pixtools.imaging.pipeline import draft_size
-from pixtools.spec.ops import (
+from pixtools.jobspec.ops import (
     Blur,
     Convert,
     Crop,
@@ -156,7 +156,7 @@ def test_pipeline_does_not_copy_when_nothing_changes(monkeypatch: pytest.MonkeyP
 
 
 def test_draft_for_analysis_keeps_each_side_at_least_what_the_ops_look_at() -> None:
-    from pixtools.spec.ops import DetectFaces, Moderate, Ocr
+    from pixtools.jobspec.ops import DetectFaces, Moderate, Ocr
 
     size = (4000, 3000)
     assert draft_size([Moderate()], size) == (256, 256)

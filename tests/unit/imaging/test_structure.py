@@ -14,7 +14,7 @@ from PIL import Image
 
 from pixtools.imaging import CorruptImage, ImageError, TooManyPixels, probe, render_output
 from pixtools.imaging.structure import gif_frames
-from pixtools.spec.ops import Convert, Resize
+from pixtools.jobspec.ops import Convert, Resize
 
 from .conftest import MAX_PIXELS
 from .images import encode, photo

@@ -13,8 +13,8 @@ from PIL import Image
 
 from pixtools.imaging import ImageError, OperationError, render_output
 from pixtools.imaging.ops.watermark import _text_box, fitted_size
-from pixtools.spec.job import SpecError, parse_spec
-from pixtools.spec.ops import Convert, Watermark
+from pixtools.jobspec.job import SpecError, parse_spec
+from pixtools.jobspec.ops import Convert, Watermark
 
 from .conftest import MAX_PIXELS
 from .images import encode
@@ -23,7 +23,7 @@ _PEAK_SCRIPT = """
 import io, resource, sys
 from PIL import Image
 from pixtools.imaging import render_output
-from pixtools.spec.ops import Convert, Watermark
+from pixtools.jobspec.ops import Convert, Watermark
 src = io.BytesIO()
 Image.new("RGB", (6000, 4000), (40, 60, 80)).save(src, format="PNG", compress_level=1)
 out = render_output(

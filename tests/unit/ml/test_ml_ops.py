@@ -13,7 +13,7 @@ from pixtools.imaging.context import StepContext
 from pixtools.imaging.decode import decode
 from pixtools.imaging.pipeline import draft_size, render_output
 from pixtools.ml import faces, moderation, ops, samples
-from pixtools.spec.ops import OPS, BlurFaces, DetectFaces, Moderate, Ocr
+from pixtools.jobspec.ops import OPS, BlurFaces, DetectFaces, Moderate, Ocr
 
 pytestmark = pytest.mark.ml
 

@@ -62,7 +62,7 @@ def test_a_missing_model_package_says_how_to_install_it() -> None:
 
 def test_importing_the_ops_does_not_import_onnxruntime() -> None:
     code = (
-        "import sys, pixtools.spec.ops, pixtools.ml.ops;"
+        "import sys, pixtools.jobspec.ops, pixtools.ml.ops;"
         "assert 'onnxruntime' not in sys.modules, 'onnxruntime imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

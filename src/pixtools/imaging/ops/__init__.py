@@ -1,6 +1,6 @@
 """The standard ops, one pure function each: ``fn(image, params, ctx) -> image``.
 
-``pixtools.spec.ops.OPS`` names them as ``pixtools.imaging.ops:<name>``. An op never mutates
+``pixtools.jobspec.ops.OPS`` names them as ``pixtools.imaging.ops:<name>``. An op never mutates
 the image it is given; it returns a new one, or the same one when nothing changes.
 """
 

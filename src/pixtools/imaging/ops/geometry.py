@@ -7,8 +7,8 @@ from PIL import Image
 
 from pixtools.imaging.context import StepContext
 from pixtools.imaging.errors import OperationError
-from pixtools.spec.ops import Crop, Flip, Rotate
-from pixtools.spec.sizes import Matrix, rotation_matrix
+from pixtools.jobspec.ops import Crop, Flip, Rotate
+from pixtools.jobspec.sizes import Matrix, rotation_matrix
 
 RGBA = tuple[int, int, int, int]
 

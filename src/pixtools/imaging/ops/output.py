@@ -7,7 +7,7 @@ from PIL import Image
 
 from pixtools.imaging.context import StepContext
 from pixtools.imaging.encode import prepare_for_format
-from pixtools.spec.ops import Convert, KeepMetadata
+from pixtools.jobspec.ops import Convert, KeepMetadata
 
 
 def convert(im: Image.Image, p: Convert, ctx: StepContext) -> Image.Image:

@@ -1,14 +1,14 @@
 """``resize``: contain/inside, cover (with gravity, ``smart`` included), fill; no enlarging
 unless ``upscale``. The geometry is a pure function of sizes (``resize_geometry``, in
-``pixtools.spec.sizes`` so the API predicts every output size with the same code)."""
+``pixtools.jobspec.sizes`` so the API predicts every output size with the same code)."""
 
 from __future__ import annotations
 
 from PIL import Image, ImageFilter
 
 from pixtools.imaging.context import StepContext
-from pixtools.spec.ops import Resize
-from pixtools.spec.sizes import Box, resize_geometry
+from pixtools.jobspec.ops import Resize
+from pixtools.jobspec.sizes import Box, resize_geometry
 
 # Pillow shrinks by an integer factor with reduce() (a fast box average) until the image is
 # within REDUCING_GAP times the target, then resamples with Lanczos: same look, a fraction of

@@ -6,7 +6,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from pixtools.imaging.color import to_srgb
 from pixtools.imaging.context import StepContext
-from pixtools.spec.ops import Adjust, Blur, Grayscale, Sharpen
+from pixtools.jobspec.ops import Adjust, Blur, Grayscale, Sharpen
 
 _PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from pixtools.imaging.context import StepContext
-from pixtools.spec.ops import Watermark
+from pixtools.jobspec.ops import Watermark
 
 FONT_PATH = Path(__file__).resolve().parent.parent / "fonts" / "DejaVuSans.ttf"
 _MIN_FONT_PX = 6

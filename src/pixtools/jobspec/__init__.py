@@ -1,7 +1,7 @@
 """The job spec and the op registry: pure, no I/O."""
 
-from pixtools.spec.job import JobSpec, OutputSpec, SpecError, parse_spec, spec_to_builtins
-from pixtools.spec.ops import OPS, OpDef, Step, op_of
+from pixtools.jobspec.job import JobSpec, OutputSpec, SpecError, parse_spec, spec_to_builtins
+from pixtools.jobspec.ops import OPS, OpDef, Step, op_of
 
 __all__ = [
     "OPS",

@@ -1,6 +1,6 @@
 """The op registry: every step a job may use, its params Struct, queue and implementation.
 
-This is the single source of truth for ops. Validation (``pixtools.spec.job``), the
+This is the single source of truth for ops. Validation (``pixtools.jobspec.job``), the
 ``GET /api/v1/operations`` catalogue, the web UI and the workers all read ``OPS``.
 Implementations are named by import path and resolved lazily, so importing the spec
 never imports Pillow's heavy paths or onnxruntime (the API process must not load ML).

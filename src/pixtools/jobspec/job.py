@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from pixtools.spec.ops import AnyStep, Convert, Crop, Queue, Step, Watermark, op_of
-from pixtools.spec.sizes import format_size_problem, pixels_problem, step_size, step_sizes
+from pixtools.jobspec.ops import AnyStep, Convert, Crop, Queue, Step, Watermark, op_of
+from pixtools.jobspec.sizes import format_size_problem, pixels_problem, step_size, step_sizes
 
 # ``$`` alone also matches before a final newline (msgspec applies patterns with
 # ``re.search``); ``$(?!\n)`` is the true end in Python and reads the same in the OpenAPI
@@ -204,7 +204,7 @@ def check_against_source(
     """Refuse, at submit, crops that cannot fit the (auto-oriented) source, and (given the
     source's format and the pixel limit) results over the limits (``ResultTooLarge``).
 
-    Each step's input size is known exactly from the source's (``pixtools.spec.sizes``, the
+    Each step's input size is known exactly from the source's (``pixtools.jobspec.sizes``, the
     geometry the engine renders with), so a crop after a resize or a rotation is judged too.
     """
     for i, out in enumerate(spec.outputs):

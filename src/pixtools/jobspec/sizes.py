@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pixtools.spec.ops import Crop, Resize, Rotate, Step
+from pixtools.jobspec.ops import Crop, Resize, Rotate, Step
 
 Box = tuple[float, float, float, float]
 Matrix = tuple[float, float, float, float, float, float]

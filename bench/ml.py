@@ -30,9 +30,9 @@ import psutil
 from PIL import Image
 
 from pixtools.imaging.context import StepContext
+from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr, Step
 from pixtools.ml import ops, runtime, samples
 from pixtools.ml.stats import STATS, Inference
-from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr, Step
 
 OpFn = Callable[[Image.Image, Any, StepContext], Image.Image]
 

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from pixtools.api.app import create_app
 from pixtools.api.middleware import client_address
-from pixtools.settings import Settings
 from pixtools.jobspec.job import JobSpec, SpecError, parse_spec
+from pixtools.settings import Settings
 from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
 
 

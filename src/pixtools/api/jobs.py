@@ -32,10 +32,16 @@ from pixtools.imaging import (
     probe,
     sniff_format,
 )
-from pixtools.settings import Settings
-from pixtools.jobspec.job import JobSpec, SpecError, check_against_source, parse_spec, spec_to_builtins
+from pixtools.jobspec.job import (
+    JobSpec,
+    SpecError,
+    check_against_source,
+    parse_spec,
+    spec_to_builtins,
+)
 from pixtools.jobspec.ops import op_of
 from pixtools.jobspec.status import TERMINAL_JOB
+from pixtools.settings import Settings
 from pixtools.store.jobs import (
     IdempotencyClaim,
     IdempotencyConflict,

@@ -45,9 +45,9 @@ from pixtools.imaging import FORMATS, ImageError, extract_metadata, probe, sniff
 from pixtools.imaging.decode import SourceInfo, pending_orientation
 from pixtools.imaging.errors import CorruptImage, UnsupportedFormat
 from pixtools.imaging.limits import apply_decoder_limits, check_pixels
-from pixtools.settings import Settings
 from pixtools.jobspec.job import JobSpec, SpecError, check_against_source, spec_to_builtins
 from pixtools.jobspec.status import TERMINAL_JOB
+from pixtools.settings import Settings
 from pixtools.store.jobs import IdempotencyClaim, IdempotencyConflict, JobRecord, SourceGone
 from pixtools.store.objects import ObjectNotFound
 from pixtools.store.sources import UploadRepository, source_of_job

@@ -18,7 +18,6 @@ from pixtools.imaging.decode import decode
 from pixtools.imaging.encode import encode, prepare_for_format
 from pixtools.imaging.errors import ImageError, OperationError, TooManyPixels
 from pixtools.imaging.formats import FORMATS
-from pixtools.observability.metrics import OP_SECONDS
 from pixtools.jobspec.ops import (
     OPS,
     Convert,
@@ -31,6 +30,7 @@ from pixtools.jobspec.ops import (
     op_of,
 )
 from pixtools.jobspec.sizes import format_size_problem, pixels_problem, resize_geometry, step_sizes
+from pixtools.observability.metrics import OP_SECONDS
 
 OpFunction = Callable[[Image.Image, Any, StepContext], Image.Image]
 

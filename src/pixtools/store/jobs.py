@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pixtools.jobspec.status import TERMINAL_JOB, final_status
 from pixtools.observability.metrics import job_finished
 from pixtools.observability.tracing import current_traceparent
-from pixtools.jobspec.status import TERMINAL_JOB, final_status
 from pixtools.store.database import Database
 from pixtools.store.models import IdempotencyKeyRow, JobRow, OutboxRow, OutputRow
 from pixtools.store.previews import output_preview_key, source_preview_key

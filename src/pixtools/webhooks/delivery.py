@@ -12,9 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
-from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.store.webhooks import Outcome, WebhookRepository
 from pixtools.views import job_out
 from pixtools.webhooks.breaker import CircuitBreaker, destination

@@ -12,8 +12,8 @@ from PIL import Image
 from pixtools.imaging.context import StepContext
 from pixtools.imaging.decode import decode
 from pixtools.imaging.pipeline import draft_size, render_output
-from pixtools.ml import faces, moderation, ops, samples
 from pixtools.jobspec.ops import OPS, BlurFaces, DetectFaces, Moderate, Ocr
+from pixtools.ml import faces, moderation, ops, samples
 
 pytestmark = pytest.mark.ml
 

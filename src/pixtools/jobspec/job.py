@@ -11,7 +11,7 @@ import functools
 import json
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Annotated, TypeAlias, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -209,7 +209,8 @@ def spec_to_builtins(spec: JobSpec) -> dict[str, object]:
 
 
 def steps_from_builtins(data: object) -> list[Step]:
-    return list(msgspec.convert(data, type=list[step_union(step_types())]))
+    steps: Any = list[step_union(step_types())]  # type: ignore[misc]
+    return list(msgspec.convert(data, type=steps))
 
 
 class ResultTooLarge(SpecError):

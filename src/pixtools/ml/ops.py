@@ -11,9 +11,9 @@ from __future__ import annotations
 from PIL import Image
 
 from pixtools.imaging.context import StepContext
+from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr
 from pixtools.ml import faces, moderation, runtime, text
 from pixtools.ml.stats import STATS
-from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr
 
 #: Every model the ops use, for ``preload``.
 MODELS = (

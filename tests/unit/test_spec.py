@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pixtools.jobspec import OPS, SpecError, parse_spec, spec_to_builtins
-from pixtools.jobspec.ops import AnyStep
+from pixtools.jobspec.job import AnyStep
 
 
 def spec(*outputs: dict, **extra: object) -> str:

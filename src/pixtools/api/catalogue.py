@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -58,9 +59,16 @@ def describe(op: OpDef) -> dict[str, Any]:
     }
 
 
-CATALOGUE: list[dict[str, Any]] = [describe(op) for op in OPS.values()]
+def catalogue() -> list[dict[str, Any]]:
+    """Every registered op, described (computed once per set of registered ops)."""
+    return _described(tuple(OPS.values()))
+
+
+@functools.cache
+def _described(ops: tuple[OpDef, ...]) -> list[dict[str, Any]]:
+    return [describe(op) for op in ops]
 
 
 @get("/api/v1/operations", tags=["operations"], summary="The op catalogue")
 async def operations() -> list[dict[str, Any]]:
-    return CATALOGUE
+    return catalogue()

@@ -7,7 +7,9 @@ each step via the op registry -> prepare for the target format -> encode.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,21 +20,13 @@ from pixtools.imaging.decode import decode
 from pixtools.imaging.encode import encode, prepare_for_format
 from pixtools.imaging.errors import ImageError, OperationError, TooManyPixels
 from pixtools.imaging.formats import FORMATS
-from pixtools.jobspec.ops import (
-    OPS,
-    Convert,
-    Flip,
-    Grayscale,
-    KeepMetadata,
-    Resize,
-    Rotate,
-    Step,
-    op_of,
-)
-from pixtools.jobspec.sizes import format_size_problem, pixels_problem, resize_geometry, step_sizes
-from pixtools.observability.metrics import OP_SECONDS
+from pixtools.jobspec.ops import OPS, Convert, Step, analysis_only, op_of
+from pixtools.jobspec.queues import STANDARD
+from pixtools.jobspec.sizes import format_size_problem, pixels_problem, step_sizes
 
 OpFunction = Callable[[Image.Image, Any, StepContext], Image.Image]
+#: Told each stage's name (``decode``, an op's name, ``encode``) and its seconds.
+OnStep = Callable[[str, float], None]
 
 # JPEG sources that will shrink decode at 1/2, 1/4 or 1/8 scale (libjpeg-turbo's scaled
 # IDCT) to the smallest size still >= DRAFT_HEADROOM x the size the resize needs; Lanczos
@@ -83,7 +77,7 @@ def _apply(step: Step, index: int, im: Image.Image, ctx: StepContext) -> Image.I
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise TooManyPixels(f"step {index} ({name}): {exc}") from None
     except Exception as exc:
-        if OPS[name].queue != "standard":
+        if OPS[name].queue != STANDARD:
             raise  # ML runtimes also fail for reasons of their own (models, sessions)
         raise OperationError(f"step {index} ({name}) failed: {exc}") from None
 
@@ -97,25 +91,22 @@ def draft_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int] 
     ``analysis_side`` pixels a side (face detection, moderation): then each side is kept at
     least that (or its full size), and results map back to source pixels as after a resize.
     """
-    width, height = size
-    defs = [op_of(step) for step in steps]
-    if defs and all(op.kind == "analysis" for op in defs):
-        sides = [op.analysis_side for op in defs]
+    if analysis_only(steps):
+        sides = [op_of(step).analysis_side for step in steps]
         if any(side is None for side in sides):
             return None
         side = max(s for s in sides if s is not None)
-        want = (min(width, side), min(height, side))
+        want = (min(size[0], side), min(size[1], side))
         return None if want == size else want
+    width, height = size
     for step in steps:
-        if isinstance(step, KeepMetadata | Flip | Grayscale):
+        if step.commutes_with_scaling():
+            width, height = step.output_size(width, height)
             continue
-        if isinstance(step, Rotate) and step.degrees % 90 == 0:
-            if round(step.degrees / 90) % 2:
-                width, height = height, width
-            continue
-        if not isinstance(step, Resize):
+        region = step.resample_region(width, height)
+        if region is None:
             return None
-        (out_w, out_h), (left, top, right, bottom) = resize_geometry(width, height, step)
+        (out_w, out_h), (left, top, right, bottom) = region
         need_w = math.ceil(width * out_w / (right - left) * DRAFT_HEADROOM)
         need_h = math.ceil(height * out_h / (bottom - top) * DRAFT_HEADROOM)
         if need_w >= width or need_h >= height:
@@ -125,13 +116,29 @@ def draft_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int] 
     return None
 
 
-def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> Rendered:
-    """Run one output's steps on the source and encode the result.
+@contextmanager
+def _timed(on_step: OnStep | None, name: str) -> Iterator[None]:
+    """Tell ``on_step`` how long the block took, even when it raised."""
+    if on_step is None:
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        on_step(name, time.perf_counter() - start)
+
+
+def render_output(
+    source: bytes, steps: Sequence[Step], *, max_pixels: int, on_step: OnStep | None = None
+) -> Rendered:
+    """Run one output's steps on the source and encode the result; ``on_step``, when given,
+    is told the time of the decode, of each step and of the encode.
 
     Raises ``ImageError`` subclasses for anything the input or the steps cause (all
     permanent); other exceptions are bugs or environment failures.
     """
-    with OP_SECONDS.labels("decode").time():
+    with _timed(on_step, "decode"):
         decoded = decode(
             source, max_pixels=max_pixels, plan_draft=lambda size: draft_size(steps, size)
         )
@@ -162,10 +169,10 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
         if problem is not None:
             raise TooManyPixels(f"step {j} ({_op_name(steps[j])}): {problem}")
     for j, step in enumerate(steps):
-        with OP_SECONDS.labels(_op_name(step)).time():
+        with _timed(on_step, _op_name(step)):
             im = _apply(step, j, im, ctx)
 
-    if steps and all(OPS[_op_name(s)].kind == "analysis" for s in steps):
+    if analysis_only(steps):
         return Rendered(None, None, None, None, None, None, ctx.result)
 
     convert = steps[-1] if steps and isinstance(steps[-1], Convert) else None
@@ -175,7 +182,7 @@ def render_output(source: bytes, steps: Sequence[Step], *, max_pixels: int) -> R
     problem = format_size_problem(fmt, im.width, im.height)
     if problem is not None:
         raise OperationError(problem)
-    with OP_SECONDS.labels("encode").time():
+    with _timed(on_step, "encode"):
         data = encode(im, fmt, convert, ctx)
     info = FORMATS[fmt]
     return Rendered(

@@ -7,16 +7,37 @@ filled in out, or a ``SpecError`` naming the field path (``outputs[0].steps[1].q
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import unicodedata
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import msgspec
 
-from pixtools.jobspec.ops import AnyStep, Convert, Crop, Queue, Step, Watermark, op_of
+from pixtools.jobspec.ops import (
+    Convert,
+    Crop,
+    Step,
+    Watermark,
+    analysis_only,
+    op_of,
+    step_types,
+    step_union,
+)
+from pixtools.jobspec.queues import ML, STANDARD, Queue
 from pixtools.jobspec.sizes import format_size_problem, pixels_problem, step_size, step_sizes
+
+#: The ops registered when this module is imported (every built-in op): ``OutputSpec``
+#: decodes these; ops registered later are decoded by ``_decoded_type``'s subclasses.
+_STEP_TYPES = step_types()
+if TYPE_CHECKING:
+    AnyStep: TypeAlias = Step
+else:
+    AnyStep = step_union(_STEP_TYPES)
+_STEPS = msgspec.Meta(min_length=1, max_length=16)
+_OUTPUTS = msgspec.Meta(min_length=1, max_length=10)
 
 # ``$`` alone also matches before a final newline (msgspec applies patterns with
 # ``re.search``); ``$(?!\n)`` is the true end in Python and reads the same in the OpenAPI
@@ -30,17 +51,17 @@ class OutputSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One named output: an ordered pipeline of steps applied to the source."""
 
     name: OutputName
-    steps: Annotated[list[AnyStep], msgspec.Meta(min_length=1, max_length=16)]
+    steps: Annotated[list[AnyStep], _STEPS]
 
     @property
     def queue(self) -> Queue:
         """``ml`` when any step is an ML op (then every step runs there), else ``standard``."""
-        return "ml" if any(op_of(s).queue == "ml" for s in self.steps) else "standard"
+        return ML if any(op_of(s).queue == ML for s in self.steps) else STANDARD
 
     @property
     def analysis_only(self) -> bool:
         """True when every step only analyses: the output stores a result and no image."""
-        return all(op_of(s).kind == "analysis" for s in self.steps)
+        return analysis_only(self.steps)
 
     @property
     def convert(self) -> Convert | None:
@@ -51,7 +72,7 @@ class OutputSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """What a client asks for. ``archive`` is filled in by ``parse_spec`` when omitted."""
 
-    outputs: Annotated[list[OutputSpec], msgspec.Meta(min_length=1, max_length=10)]
+    outputs: Annotated[list[OutputSpec], _OUTPUTS]
     metadata: bool = False
     archive: bool | None = None
     webhook_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
@@ -115,8 +136,10 @@ def _check(spec: JobSpec) -> JobSpec:
             raise SpecError(f"outputs[{i}].name", f"duplicate output name {out.name!r}")
         seen.add(out.name)
         for j, step in enumerate(out.steps[:-1]):
-            if isinstance(step, Convert):
-                raise SpecError(f"outputs[{i}].steps[{j}].op", "convert must be the last step")
+            if op_of(step).must_be_last:
+                raise SpecError(
+                    f"outputs[{i}].steps[{j}].op", f"{op_of(step).name} must be the last step"
+                )
         for j, step in enumerate(out.steps):
             if isinstance(step, Watermark):
                 _check_watermark_text(f"outputs[{i}].steps[{j}].text", step.text)
@@ -125,6 +148,32 @@ def _check(spec: JobSpec) -> JobSpec:
     if spec.archive is None:
         spec = msgspec.structs.replace(spec, archive=len(spec.outputs) > 1)
     return spec
+
+
+def _decoded_type() -> type[JobSpec]:
+    """``JobSpec``, or, once ops are registered after import, a subclass whose steps are
+    every registered op (msgspec fixes a Struct's field types on first use)."""
+    types = step_types()
+    return JobSpec if types == _STEP_TYPES else _with_steps(types)
+
+
+@functools.cache
+def _with_steps(types: tuple[type[Step], ...]) -> type[JobSpec]:
+    output = msgspec.defstruct(
+        "OutputSpec",
+        [("steps", Annotated[list[step_union(types)], _STEPS])],  # type: ignore[misc]
+        bases=(OutputSpec,),
+        forbid_unknown_fields=True,
+        frozen=True,
+    )
+    job = msgspec.defstruct(
+        "JobSpec",
+        [("outputs", Annotated[list[output], _OUTPUTS])],  # type: ignore[valid-type]
+        bases=(JobSpec,),
+        forbid_unknown_fields=True,
+        frozen=True,
+    )
+    return cast(type[JobSpec], job)
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -144,7 +193,7 @@ def parse_spec(raw: str | bytes) -> JobSpec:
     with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
     try:
-        spec = msgspec.json.decode(raw, type=JobSpec)
+        spec = msgspec.json.decode(raw, type=_decoded_type())
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
             raise SpecError("spec", f"malformed JSON: {exc}") from None
@@ -160,7 +209,8 @@ def spec_to_builtins(spec: JobSpec) -> dict[str, object]:
 
 
 def steps_from_builtins(data: object) -> list[Step]:
-    return list(msgspec.convert(data, type=list[AnyStep]))
+    steps: Any = list[step_union(step_types())]  # type: ignore[misc]
+    return list(msgspec.convert(data, type=steps))
 
 
 class ResultTooLarge(SpecError):

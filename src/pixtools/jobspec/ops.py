@@ -1,9 +1,12 @@
 """The op registry: every step a job may use, its params Struct, queue and implementation.
 
-This is the single source of truth for ops. Validation (``pixtools.jobspec.job``), the
-``GET /api/v1/operations`` catalogue, the web UI and the workers all read ``OPS``.
-Implementations are named by import path and resolved lazily, so importing the spec
-never imports Pillow's heavy paths or onnxruntime (the API process must not load ML).
+This is the single source of truth for ops. An op is declared once: its params Struct
+(a ``Step`` subclass, which also says how the op changes the image size and whether it
+lets the decoder shrink the source) and its ``OpDef`` passed to ``register``. Validation
+(``pixtools.jobspec.job``), the ``GET /api/v1/operations`` catalogue, the web UI and the
+workers all read ``OPS``. Implementations are named by import path and resolved lazily, so
+importing the spec never imports Pillow's heavy paths or onnxruntime (the API process must
+not load ML).
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
+
+from pixtools.jobspec.queues import ML, STANDARD, Queue
+from pixtools.jobspec.sizes import Box, resize_geometry, rotation_matrix
 
 Score = Annotated[float, msgspec.Meta(ge=0, le=1, description="minimum detection score, 0..1")]
 
@@ -32,7 +38,25 @@ LOSSY_FORMATS: frozenset[str] = frozenset({"jpeg", "webp", "avif"})
 
 
 class Step(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, frozen=True):
-    """Base of every step; the ``op`` tag selects the concrete Struct."""
+    """Base of every step; the ``op`` tag selects the concrete Struct.
+
+    The defaults describe an op that keeps the image size and needs every source pixel;
+    an op that does otherwise overrides them.
+    """
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size of this step's result for an input of ``width`` x ``height``."""
+        return (width, height)
+
+    def commutes_with_scaling(self) -> bool:
+        """True when scaling before this step gives the image scaling after would (up to
+        resampling): the source may then be decoded smaller for a later shrink."""
+        return False
+
+    def resample_region(self, width: int, height: int) -> tuple[tuple[int, int], Box] | None:
+        """For an op that only resamples a region of its input: its output size and that
+        region. A shrink of this kind lets the source be decoded smaller."""
+        return None
 
 
 # --- standard ops ---------------------------------------------------------------------
@@ -68,6 +92,12 @@ class Resize(Step, tag="resize", frozen=True):
         if self.width is None and self.height is None:
             raise ValueError("width: at least one of width and height is required")
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return resize_geometry(width, height, self)[0]
+
+    def resample_region(self, width: int, height: int) -> tuple[tuple[int, int], Box]:
+        return resize_geometry(width, height, self)
+
 
 class Crop(Step, tag="crop", frozen=True):
     """Cut the box (left, top, width, height); it must lie inside the image."""
@@ -76,6 +106,9 @@ class Crop(Step, tag="crop", frozen=True):
     top: Annotated[int, _d("pixels from the top edge, 0..16384", ge=0, le=16384)]
     width: Annotated[int, _d("width of the box in pixels, 1..16384", ge=1, le=16384)]
     height: Annotated[int, _d("height of the box in pixels, 1..16384", ge=1, le=16384)]
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return (self.width, self.height)
 
 
 class Rotate(Step, tag="rotate", frozen=True):
@@ -92,6 +125,15 @@ class Rotate(Step, tag="rotate", frozen=True):
         if self.background is not None and not _HEX_COLOUR.fullmatch(self.background):
             raise ValueError("background: must be a hex colour such as #ffffff or #00000000")
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        turns = self.degrees / 90
+        if turns == round(turns):
+            return (height, width) if round(turns) % 2 else (width, height)
+        return rotation_matrix(width, height, self.degrees)[0]
+
+    def commutes_with_scaling(self) -> bool:
+        return self.degrees % 90 == 0  # quarter turns only
+
 
 class Flip(Step, tag="flip", frozen=True):
     """Mirror horizontally or vertically."""
@@ -100,9 +142,15 @@ class Flip(Step, tag="flip", frozen=True):
         Literal["horizontal", "vertical"], _d("horizontal: left-right; vertical: top-bottom")
     ]
 
+    def commutes_with_scaling(self) -> bool:
+        return True
+
 
 class Grayscale(Step, tag="grayscale", frozen=True):
     """Keep luminance only."""
+
+    def commutes_with_scaling(self) -> bool:
+        return True
 
 
 class Blur(Step, tag="blur", frozen=True):
@@ -174,6 +222,9 @@ class Convert(Step, tag="convert", frozen=True):
 class KeepMetadata(Step, tag="keep_metadata", frozen=True):
     """Copy the source's EXIF (orientation reset to 1) into the output."""
 
+    def commutes_with_scaling(self) -> bool:
+        return True
+
 
 # --- ML ops (queue ml) ------------------------------------------------------------------
 
@@ -202,15 +253,14 @@ class Moderate(Step, tag="moderate", frozen=True):
     """Analysis: NSFW/SFW probabilities."""
 
 
-Queue = Literal["standard", "ml"]
 OpKind = Literal["image", "analysis", "encode", "metadata"]
 
 
 @dataclass(frozen=True, slots=True)
 class OpDef:
-    """One registry entry: the op's name, params Struct, queue, kind and implementation."""
+    """One registry entry: the op's params Struct (its ``op`` tag is the op's name), queue,
+    kind and implementation."""
 
-    name: str
     params: type[Step]
     queue: Queue
     kind: OpKind
@@ -220,8 +270,24 @@ class OpDef:
     analysis_side: int | None = None
 
     @property
+    def name(self) -> str:
+        tag = self.params.__struct_config__.tag
+        assert isinstance(tag, str)
+        return tag
+
+    @property
     def summary(self) -> str:
         return (self.params.__doc__ or "").strip()
+
+    @property
+    def analysis(self) -> bool:
+        """The op only analyses: it writes a result and leaves the image as it was."""
+        return self.kind == "analysis"
+
+    @property
+    def must_be_last(self) -> bool:
+        """The op encodes the output, so nothing may follow it."""
+        return self.kind == "encode"
 
     def resolve(self) -> Callable[..., Any]:
         """Import and return the implementation (ML ops import onnxruntime here, not before)."""
@@ -229,57 +295,56 @@ class OpDef:
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
 
-def _op(
-    params: type[Step], queue: Queue, kind: OpKind, impl: str, analysis_side: int | None = None
-) -> OpDef:
-    tag = params.__struct_config__.tag
-    assert isinstance(tag, str)
-    return OpDef(tag, params, queue, kind, impl, analysis_side)
+OPS: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    """Add an op to the registry: from then on specs may use it, the catalogue lists it and
+    the pipeline renders it."""
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is already registered")
+    OPS[op.name] = op
+    return op
+
+
+def unregister(name: str) -> None:
+    """Remove an op added by ``register``."""
+    del OPS[name]
+
+
+def step_types() -> tuple[type[Step], ...]:
+    """The params Struct of every registered op, in registry order."""
+    return tuple(op.params for op in OPS.values())
+
+
+def step_union(types: tuple[type[Step], ...]) -> Any:
+    """The tagged union msgspec decodes a step as: the ``op`` tag picks the Struct."""
+    return Union[types]  # noqa: UP007 - built from a tuple at run time
 
 
 _IMG = "pixtools.imaging.ops"
 _ML = "pixtools.ml.ops"
 
-OPS: dict[str, OpDef] = {
-    d.name: d
-    for d in (
-        _op(Resize, "standard", "image", f"{_IMG}:resize"),
-        _op(Crop, "standard", "image", f"{_IMG}:crop"),
-        _op(Rotate, "standard", "image", f"{_IMG}:rotate"),
-        _op(Flip, "standard", "image", f"{_IMG}:flip"),
-        _op(Grayscale, "standard", "image", f"{_IMG}:grayscale"),
-        _op(Blur, "standard", "image", f"{_IMG}:blur"),
-        _op(Sharpen, "standard", "image", f"{_IMG}:sharpen"),
-        _op(Adjust, "standard", "image", f"{_IMG}:adjust"),
-        _op(Watermark, "standard", "image", f"{_IMG}:watermark"),
-        _op(Convert, "standard", "encode", f"{_IMG}:convert"),
-        _op(KeepMetadata, "standard", "metadata", f"{_IMG}:keep_metadata"),
-        _op(BlurFaces, "ml", "image", f"{_ML}:blur_faces"),
-        # The sides are the ML modules' own input caps (ml.faces.MAX_SIDE, ml.moderation's
-        # 256 px resize); a test holds them equal. OCR reads line crops at full resolution.
-        _op(DetectFaces, "ml", "analysis", f"{_ML}:detect_faces", analysis_side=1600),
-        _op(Ocr, "ml", "analysis", f"{_ML}:ocr"),
-        _op(Moderate, "ml", "analysis", f"{_ML}:moderate", analysis_side=256),
-    )
-}
-
-AnyStep = (
-    Resize
-    | Crop
-    | Rotate
-    | Flip
-    | Grayscale
-    | Blur
-    | Sharpen
-    | Adjust
-    | Watermark
-    | Convert
-    | KeepMetadata
-    | BlurFaces
-    | DetectFaces
-    | Ocr
-    | Moderate
-)
+for _def in (
+    OpDef(Resize, STANDARD, "image", f"{_IMG}:resize"),
+    OpDef(Crop, STANDARD, "image", f"{_IMG}:crop"),
+    OpDef(Rotate, STANDARD, "image", f"{_IMG}:rotate"),
+    OpDef(Flip, STANDARD, "image", f"{_IMG}:flip"),
+    OpDef(Grayscale, STANDARD, "image", f"{_IMG}:grayscale"),
+    OpDef(Blur, STANDARD, "image", f"{_IMG}:blur"),
+    OpDef(Sharpen, STANDARD, "image", f"{_IMG}:sharpen"),
+    OpDef(Adjust, STANDARD, "image", f"{_IMG}:adjust"),
+    OpDef(Watermark, STANDARD, "image", f"{_IMG}:watermark"),
+    OpDef(Convert, STANDARD, "encode", f"{_IMG}:convert"),
+    OpDef(KeepMetadata, STANDARD, "metadata", f"{_IMG}:keep_metadata"),
+    OpDef(BlurFaces, ML, "image", f"{_ML}:blur_faces"),
+    # The sides are the ML modules' own input caps (ml.faces.MAX_SIDE, ml.moderation's
+    # 256 px resize); a test holds them equal. OCR reads line crops at full resolution.
+    OpDef(DetectFaces, ML, "analysis", f"{_ML}:detect_faces", analysis_side=1600),
+    OpDef(Ocr, ML, "analysis", f"{_ML}:ocr"),
+    OpDef(Moderate, ML, "analysis", f"{_ML}:moderate", analysis_side=256),
+):
+    register(_def)
 
 
 def op_of(step: Step) -> OpDef:
@@ -287,3 +352,9 @@ def op_of(step: Step) -> OpDef:
     tag = type(step).__struct_config__.tag
     assert isinstance(tag, str)
     return OPS[tag]
+
+
+def analysis_only(steps: Iterable[Step]) -> bool:
+    """True when there are steps and every one only analyses: no image is made."""
+    defs = [op_of(step) for step in steps]
+    return bool(defs) and all(op.analysis for op in defs)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from pixtools.jobspec.ops import Crop, Resize, Rotate, Step
+if TYPE_CHECKING:  # the ops' Structs call the geometry here: no import at run time
+    from pixtools.jobspec.ops import Resize, Step
 
 Box = tuple[float, float, float, float]
 Matrix = tuple[float, float, float, float, float, float]
@@ -89,21 +91,9 @@ def rotation_matrix(width: int, height: int, degrees: float) -> tuple[tuple[int,
 
 
 def step_size(step: Step, width: int, height: int) -> tuple[int, int]:
-    """The size of ``step``'s result for an input of ``width`` x ``height``.
-
-    Only resize, crop and rotate change the size; every other op (tone, watermark, the
-    ML ops, convert, keep_metadata) keeps it.
-    """
-    if isinstance(step, Resize):
-        return resize_geometry(width, height, step)[0]
-    if isinstance(step, Crop):
-        return (step.width, step.height)
-    if isinstance(step, Rotate):
-        turns = step.degrees / 90
-        if turns == round(turns):
-            return (height, width) if round(turns) % 2 else (width, height)
-        return rotation_matrix(width, height, step.degrees)[0]
-    return (width, height)
+    """The size of ``step``'s result for an input of ``width`` x ``height`` (each op's
+    params Struct knows its own: ``Step.output_size``)."""
+    return step.output_size(width, height)
 
 
 def step_sizes(steps: Sequence[Step], width: int, height: int) -> list[tuple[int, int]]:

@@ -157,6 +157,7 @@ async def _render_and_store(
 
     from pixtools.imaging import ImageError, render_output
     from pixtools.jobspec.job import steps_from_builtins
+    from pixtools.observability.metrics import OP_SECONDS
     from pixtools.worker.fetch import load_source
 
     try:
@@ -166,6 +167,7 @@ async def _render_and_store(
             source,
             steps_from_builtins(steps_data),
             max_pixels=svc.settings.max_pixels,
+            on_step=lambda op, seconds: OP_SECONDS.labels(op).observe(seconds),
         )
     except ImageError as exc:  # the engine's permanent class (see docs/imaging.md)
         log.info("output %s/%s failed permanently: %s", jid, name, exc)

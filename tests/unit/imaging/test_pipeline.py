@@ -84,6 +84,18 @@ def test_steps_run_in_order_through_the_registry(photo_jpeg: bytes) -> None:
         assert im.mode == "L"
 
 
+def test_each_stage_is_timed_through_the_hook(photo_jpeg: bytes) -> None:
+    seen: list[tuple[str, float]] = []
+    render_output(
+        photo_jpeg,
+        [Grayscale(), Resize(width=120), Convert(format="png")],
+        max_pixels=MAX_PIXELS,
+        on_step=lambda name, seconds: seen.append((name, seconds)),
+    )
+    assert [name for name, _ in seen] == ["decode", "grayscale", "resize", "convert", "encode"]
+    assert all(seconds >= 0 for _, seconds in seen)
+
+
 def test_ml_ops_are_not_imported_by_the_engine() -> None:
     import subprocess
     import sys
@@ -91,7 +103,8 @@ def test_ml_ops_are_not_imported_by_the_engine() -> None:
     code = (
         "import sys, pixtools.imaging as i, pixtools.imaging.ops, pixtools.imaging.pipeline;"
         "assert not any(m.startswith(('pixtools.ml', 'onnxruntime', 'pixtools.store',"
-        " 'pixtools.api', 'pixtools.worker')) for m in sys.modules), sorted(sys.modules)"
+        " 'pixtools.api', 'pixtools.worker', 'pixtools.observability')) for m in sys.modules),"
+        " sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pixtools.settings import Settings
 from pixtools.store.cache import Cache, MemoryCache, RedisCache
 from pixtools.store.database import Database, LocalSignals
 from pixtools.store.jobs import JobRepository
+from pixtools.store.keys import ApiKeyRepository
 from pixtools.store.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from pixtools.store.outbox import OutboxRepository
+from pixtools.store.sources import UploadRepository
+from pixtools.store.webhooks import WebhookRepository
 
 
 @dataclass(slots=True)
@@ -19,6 +23,17 @@ class Services:
     jobs: JobRepository
     objects: ObjectStore
     cache: Cache
+    #: The other repositories over ``db``, built once here.
+    uploads: UploadRepository = field(init=False)
+    webhooks: WebhookRepository = field(init=False)
+    keys: ApiKeyRepository = field(init=False)
+    outbox: OutboxRepository = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploads = UploadRepository(self.db)
+        self.webhooks = WebhookRepository(self.db)
+        self.keys = ApiKeyRepository(self.db)
+        self.outbox = OutboxRepository(self.db)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
-from pixtools.imaging import ImageError, probe, render_output
+from pixtools.imaging import ImageError, ImageErrorKind, probe, render_output
 from pixtools.imaging.color import to_srgb
 from pixtools.imaging.decode import avif_codec
 from pixtools.jobspec.ops import Convert
@@ -125,7 +125,7 @@ def test_the_output_is_the_library_upright_rendering(path: Path, convert: Conver
         ours = _engine(data, convert)
     departure = DEPARTURES.get(name, ("", ""))[0]
     if isinstance(ours, ImageError):
-        assert ours.http_status in (415, 422)
+        assert ours.kind in ImageErrorKind
         assert reference is None or departure == "refused", f"refused: {ours}"
         return
     assert reference is not None or departure == "accepted", "the library cannot decode it"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from pixtools.api import jobs as jobs_routes
+from pixtools.api import app as app_module
 from pixtools.api.app import create_app
 from pixtools.settings import Settings
 from tests.conftest import jpeg_bytes
@@ -17,7 +17,7 @@ from tests.conftest import jpeg_bytes
 def test_ml_ops_refused_when_this_process_cannot_run_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs_routes, "ML_AVAILABLE", False)
+    monkeypatch.setattr(app_module, "ml_available", lambda: False)
     app = create_app(Settings.from_env({"PIXTOOLS_DATA_DIR": str(tmp_path)}))
     spec = {
         "outputs": [

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pixtools.api.sources import probe_head
 from pixtools.imaging import ImageError, probe
 from pixtools.imaging.decode import avif_codec
+from pixtools.jobs.sources import probe_head
 
 MAX_PIXELS = 50_000_000
 FORMATS = ["JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", *(["AVIF"] if avif_codec() else [])]

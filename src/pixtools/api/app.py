@@ -19,20 +19,19 @@ from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from pixtools import __version__
 from pixtools.api.admin import AdminController
 from pixtools.api.auth import provide_admin, provide_principal
 from pixtools.api.catalogue import operations
 from pixtools.api.docs import docs_router
+from pixtools.api.errors import EXCEPTION_HANDLERS
 from pixtools.api.health import health, livez, metrics, readyz
-from pixtools.api.jobs import JobController, client_config, webhook_attempts
+from pixtools.api.jobs import JobController, client_config, ml_available, webhook_attempts
 from pixtools.api.middleware import (
     RateLimitMiddleware,
     RequestGuardMiddleware,
@@ -52,26 +51,6 @@ from pixtools.worker.relay import OutboxRelay
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-
-
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """No stack traces in bodies: log it, answer a plain 500."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return Response(
-        {"status_code": 500, "detail": "Internal Server Error", "extra": None},
-        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
-    )
-
-
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
-        "status_code": exc.status_code,
-        "detail": exc.detail,
-        "extra": exc.extra,
-    }
-    if exc.status_code >= 500 and exc.status_code not in (503,):
-        log.error("server error on %s %s: %s", request.method, request.url.path, exc.detail)
-    return Response(body, status_code=exc.status_code, headers=exc.headers)
 
 
 @get("/openapi.json", include_in_schema=False, media_type=MediaType.JSON)
@@ -178,6 +157,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
                 "started": time.time(),
                 "trusted_networks": settings.trusted_networks,
                 "upload_slots": asyncio.Semaphore(settings.upload_concurrency),
+                "ml_steps": not settings.embedded or ml_available(),
             }
         ),
         cors_config=cors,
@@ -187,7 +167,7 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             RateLimitMiddleware(),
             RequestGuardMiddleware(),
         ],
-        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_upload_bytes + 256 * 1024,
         openapi_config=OpenAPIConfig(
             title="PixTools",

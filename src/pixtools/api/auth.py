@@ -17,7 +17,6 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers import BaseRouteHandler
 
 from pixtools.services import Services
-from pixtools.store.keys import ApiKeyRepository
 
 ANONYMOUS = "anonymous"
 
@@ -47,7 +46,7 @@ async def resolve_principal(
     secret = presented_key(request.headers)
     principal: Principal
     if secret:
-        key = await ApiKeyRepository(services.db).verify(secret)
+        key = await services.keys.verify(secret)
         if key is None:
             raise NotAuthorizedException(
                 detail="invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}

@@ -91,7 +91,6 @@ async def health(
     request: Request[Any, Any, Any], services: ServicesDep
 ) -> Response[dict[str, Any]]:
     from pixtools.imaging import build_info
-    from pixtools.store.outbox import OutboxRepository
 
     results = await _checks(request, services, deep=True)
     down = [name for name, r in results.items() if not r["ok"]]
@@ -106,7 +105,7 @@ async def health(
     }
     if not results["database"]["ok"]:
         return Response(body, status_code=503)
-    pending = await OutboxRepository(services.db).pending_count()
+    pending = await services.outbox.pending_count()
     body["outbox_pending"] = pending
     request.app.state.metrics.outbox_pending.set(pending)
     return Response(body, status_code=503 if down else 200)

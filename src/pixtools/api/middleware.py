@@ -9,7 +9,6 @@ import logging
 import time
 from typing import Any
 
-import msgspec
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
@@ -27,6 +26,7 @@ from litestar.types import (
 from opentelemetry import propagate, trace
 
 from pixtools.api.auth import presented_key
+from pixtools.api.errors import error_json
 from pixtools.observability.tracing import tracer
 from pixtools.settings import IPNetwork
 
@@ -74,11 +74,9 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     """
     if message["type"] == "http.response.body":
         status = scope.get(TEXT_ERROR_KEY)
-        if status is not None and not message.get("more_body", False):
+        if isinstance(status, int) and not message.get("more_body", False):
             detail = bytes(message["body"]).decode("utf-8", "replace").strip()
-            message["body"] = msgspec.json.encode(
-                {"status_code": status, "detail": detail or "error", "extra": None}
-            )
+            message["body"] = error_json(status, detail or "error")
         return
     if message["type"] != "http.response.start":
         return
@@ -202,9 +200,7 @@ class RateLimitMiddleware(ASGIMiddleware):
 
 async def send_error(send: Send, status: int, detail: str, *, retry_after: int) -> None:
     """Answer with the documented error body straight from a middleware."""
-    body = msgspec.json.encode(
-        {"status_code": status, "detail": detail, "extra": {"retry_after": retry_after}}
-    )
+    body = error_json(status, detail, {"retry_after": retry_after})
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": status,

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import HTTPException
 from litestar.openapi.spec import (
     OpenAPIFormat,
     OpenAPIMediaType,
@@ -23,6 +22,9 @@ from litestar.openapi.spec import (
     Schema,
 )
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+
+from pixtools.api.errors import field_error
+from pixtools.jobs.sources import FileSource
 
 MAX_SPEC_BYTES = 256 * 1024
 
@@ -37,10 +39,16 @@ class JobForm:
     _parts: dict[str, bytearray] = field(default_factory=dict)
 
 
-def _error(status: int, field_name: str, message: str) -> HTTPException:
-    return HTTPException(
-        status_code=status, detail=f"{field_name}: {message}", extra={"field": field_name}
-    )
+async def file_submission(
+    request: Request[Any, Any, Any], max_file_bytes: int
+) -> tuple[str, FileSource]:
+    """The spec (JSON text) and the image of a multipart submission, both required."""
+    form = await read_job_form(request, max_file_bytes=max_file_bytes)
+    if form.spec is None:
+        raise field_error("spec", "a form field with the job spec as JSON text is required")
+    if form.file is None:
+        raise field_error("file", "a file field with the image is required")
+    return form.spec, FileSource(form.file, (form.filename or "upload")[-255:])
 
 
 async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int) -> JobForm:
@@ -48,7 +56,7 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
     ctype, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get("boundary", "")
     if ctype != "multipart/form-data" or not boundary:
-        raise _error(400, "file", "send multipart/form-data with a file part and a spec part")
+        raise field_error("file", "send multipart/form-data with a file part and a spec part")
     form = JobForm()
     current: MultipartSegment | None = None
     try:
@@ -65,7 +73,7 @@ async def read_job_form(request: Request[Any, Any, Any], *, max_file_bytes: int)
                 if parser.closed:
                     break
     except MultipartError as exc:
-        raise _error(400, "file", f"malformed multipart body ({exc})") from None
+        raise field_error("file", f"malformed multipart body ({exc})") from None
     return _finish(form)
 
 
@@ -76,9 +84,9 @@ def _append(form: JobForm, name: str, data: bytes | bytearray, max_file_bytes: i
         return  # a part we do not use: skipped, not kept
     buf += data
     if name == "file" and len(buf) > max_file_bytes:
-        raise _error(413, "file", _too_large(max_file_bytes))
+        raise field_error("file", _too_large(max_file_bytes), 413)
     if name == "spec" and len(buf) > MAX_SPEC_BYTES:
-        raise _error(400, "spec", f"larger than {MAX_SPEC_BYTES} bytes")
+        raise field_error("spec", f"larger than {MAX_SPEC_BYTES} bytes")
 
 
 def _finish(form: JobForm) -> JobForm:
@@ -87,7 +95,7 @@ def _finish(form: JobForm) -> JobForm:
         try:
             form.spec = form._parts.pop("spec").decode("utf-8")
         except UnicodeDecodeError:
-            raise _error(400, "spec", "must be UTF-8 text") from None
+            raise field_error("spec", "must be UTF-8 text") from None
     if "file" in form._parts:
         form.file = form._parts.pop("file")
     return form
@@ -100,9 +108,9 @@ def _start_part(form: JobForm, segment: MultipartSegment) -> None:
     if name not in ("file", "spec"):
         return
     if name in form._parts:
-        raise _error(400, name, f"send exactly one {name} part (got a second one)")
+        raise field_error(name, f"send exactly one {name} part (got a second one)")
     if name == "spec" and segment.filename is not None:
-        raise _error(400, "spec", "must be a text field with the JSON, not a file part")
+        raise field_error("spec", "must be a text field with the JSON, not a file part")
     form._parts[name] = bytearray()
     if name == "file":
         filename = segment.filename
@@ -110,7 +118,7 @@ def _start_part(form: JobForm, segment: MultipartSegment) -> None:
             filename = _extended_filename(segment)
         if filename is None:
             # A text field named "file" is not an upload.
-            raise _error(400, "file", "must be a file part (with a filename)")
+            raise field_error("file", "must be a file part (with a filename)")
         form.filename = filename
 
 

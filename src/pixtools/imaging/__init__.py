@@ -11,6 +11,7 @@ from pixtools.imaging.decode import SourceInfo, probe
 from pixtools.imaging.errors import (
     CorruptImage,
     ImageError,
+    ImageErrorKind,
     OperationError,
     TooManyPixels,
     UnsupportedFormat,
@@ -23,6 +24,7 @@ __all__ = [
     "FORMATS",
     "CorruptImage",
     "ImageError",
+    "ImageErrorKind",
     "OperationError",
     "Rendered",
     "SourceInfo",

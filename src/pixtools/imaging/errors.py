@@ -1,16 +1,30 @@
-"""The engine's errors: each carries the HTTP status the API maps it to.
+"""The engine's errors: each carries the *kind* of trouble, never how a caller answers it.
 
-At submit time the API turns them into 415/422 responses. At output time every one of them
-is permanent: the same bytes and steps fail the same way, so the worker must not retry.
+At submit time the API turns them into responses (``pixtools.api.errors``). At output time
+every one of them is permanent: the same bytes and steps fail the same way, so the worker
+must not retry.
 """
 
 from __future__ import annotations
+
+import enum
+
+
+class ImageErrorKind(enum.Enum):
+    #: Not JPEG, PNG, WebP, AVIF, GIF, TIFF or BMP (or a format this build cannot read).
+    UNSUPPORTED = "unsupported"
+    #: More pixels than allowed, or more memory than can be held.
+    TOO_LARGE = "too_large"
+    #: Truncated or malformed.
+    CORRUPT = "corrupt"
+    #: Readable, but a step cannot apply to it (or the result cannot be made).
+    UNUSABLE = "unusable"
 
 
 class ImageError(Exception):
     """Base of every error the image engine raises on purpose."""
 
-    http_status: int = 422
+    kind: ImageErrorKind = ImageErrorKind.UNUSABLE
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -20,22 +34,22 @@ class ImageError(Exception):
 class UnsupportedFormat(ImageError):
     """The bytes are not JPEG, PNG, WebP, AVIF, GIF, TIFF or BMP (sniffed, never trusted)."""
 
-    http_status = 415
+    kind = ImageErrorKind.UNSUPPORTED
 
 
 class TooManyPixels(ImageError):
     """The header declares more pixels (all frames counted) than ``max_pixels``."""
 
-    http_status = 422
+    kind = ImageErrorKind.TOO_LARGE
 
 
 class CorruptImage(ImageError):
     """A truncated or malformed image: the header (at submit) or the body (at output time)."""
 
-    http_status = 422
+    kind = ImageErrorKind.CORRUPT
 
 
 class OperationError(ImageError):
     """A step cannot apply to this image (e.g. a crop box outside it) or cannot be encoded."""
 
-    http_status = 422
+    kind = ImageErrorKind.UNUSABLE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from pixtools.imaging import UnsupportedFormat, probe, sniff_format
+from pixtools.imaging import ImageErrorKind, UnsupportedFormat, probe, sniff_format
 
 from .conftest import MAX_PIXELS
 from .images import encode
@@ -51,7 +51,7 @@ def test_non_images_are_unsupported_415(data: bytes) -> None:
     assert sniff_format(data[:32]) is None
     with pytest.raises(UnsupportedFormat) as caught:
         probe(data, max_pixels=MAX_PIXELS)
-    assert caught.value.http_status == 415
+    assert caught.value.kind is ImageErrorKind.UNSUPPORTED
 
 
 def test_the_file_name_or_declared_type_plays_no_part() -> None:

@@ -1,0 +1,75 @@
+"""Every error answer, built in one place: the body ``{"status_code", "detail", "extra"}``.
+
+The use cases refuse with ``pixtools.jobs.errors.JobError`` (a ``Problem``, never a
+status); the request parsing here refuses with Litestar's ``HTTPException``. Both reach the
+client through ``EXCEPTION_HANDLERS``; middleware that answers before any handler runs
+(rate limit, upload slots) writes the same body with ``error_json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from pixtools.jobs.errors import JobError, Problem
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[Problem, int] = {
+    Problem.INVALID: 400,
+    Problem.NOT_FOUND: 404,
+    Problem.CONFLICT: 409,
+    Problem.TOO_LARGE: 413,
+    Problem.UNSUPPORTED: 415,
+    Problem.UNPROCESSABLE: 422,
+}
+
+
+def error_body(status: int, detail: str, extra: Any = None) -> dict[str, Any]:
+    return {"status_code": status, "detail": detail, "extra": extra}
+
+
+def error_json(status: int, detail: str, extra: Any = None) -> bytes:
+    return msgspec.json.encode(error_body(status, detail, extra))
+
+
+def field_error(field: str, message: str, status: int = 400) -> HTTPException:
+    """A request refused for one field, named at the head of the text and in ``extra``."""
+    return HTTPException(status_code=status, detail=f"{field}: {message}", extra={"field": field})
+
+
+def job_error(request: Request[Any, Any, Any], exc: JobError) -> Response[dict[str, Any]]:
+    status = STATUS[exc.problem]
+    return Response(error_body(status, exc.detail, exc.extra), status_code=status)
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    if exc.status_code >= 500 and exc.status_code != 503:
+        log.error("server error on %s %s: %s", request.method, request.url.path, exc.detail)
+    return Response(
+        error_body(exc.status_code, exc.detail, exc.extra),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """No stack traces in bodies: log it, answer a plain 500."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Response(
+        error_body(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    JobError: job_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

@@ -426,8 +426,12 @@ def redone_writes(
 # --- the run ------------------------------------------------------------------------------
 
 
+def database_and_vhost(run_id: str) -> str:
+    return f"pixtools_gameday_{run_id}"
+
+
 def provision(run_id: str, reaper: Reaper, workdir: Path) -> dict[str, str]:
-    db = vhost = f"pixtools_gameday_{run_id}"
+    db = vhost = database_and_vhost(run_id)
     bucket = f"pixtools-gameday-{run_id}"  # no underscores in a bucket's name
     subprocess.run(["psql", PG_ADMIN, "-qc", f'CREATE DATABASE "{db}"'], check=True)
     reset_vhost(vhost, delete=False)
@@ -450,9 +454,8 @@ def provision(run_id: str, reaper: Reaper, workdir: Path) -> dict[str, str]:
     return env
 
 
-def deprovision(env: dict[str, str]) -> None:
-    db = env["PIXTOOLS_DATABASE_URL"].rsplit("/", 1)[1]
-    vhost = env["PIXTOOLS_RABBITMQ_URL"].rsplit("/", 1)[1]
+def deprovision(run_id: str) -> None:
+    db = vhost = database_and_vhost(run_id)
     subprocess.run(["psql", PG_ADMIN, "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'])
     reset_vhost(vhost, create=False)
 
@@ -530,7 +533,6 @@ async def main() -> None:
     reaper.sweep_orphans()
     atexit.register(reaper.kill_all)  # the last resort, should the finally below be cut short
     workdir = Path(tempfile.mkdtemp(prefix="pixtools-gameday-"))
-    env: dict[str, str] = {}
     node = None
     try:
         env = provision(run_id, reaper, workdir)
@@ -544,8 +546,7 @@ async def main() -> None:
         if node is not None:
             node.stop()
         reaper.kill_all()
-        if env:
-            deprovision(env)
+        deprovision(run_id)
     summary = summarise(args, load, results, started, states, versions)
     Path(args.out).write_text(json.dumps(summary) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k not in ("events", "done")}, indent=1))

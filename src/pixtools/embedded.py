@@ -40,11 +40,14 @@ class EmbeddedWorkers:
 def start_workers(
     broker: dramatiq.Broker, services: Services, signals: LocalSignals
 ) -> EmbeddedWorkers:
-    """Declare the actors on ``broker`` and start ``worker_threads`` workers for them."""
+    """Declare the actors on ``broker`` and start ``worker_threads`` workers for them (which
+    also run the periodic reconciliation pass)."""
+    from pixtools.maintenance.periodic import PeriodicReconciler
     from pixtools.messaging.actors import declare_actors
 
     settings = services.settings
     configure_ml_threads(settings)
+    broker.add_middleware(PeriodicReconciler(settings, signals=signals))
     declare_actors(broker, settings, cache=services.cache, signals=signals)
     workers = EmbeddedWorkers(broker, settings.worker_threads)
     workers.start()

@@ -92,12 +92,8 @@ def declare_actors(
     signals: LocalSignals | None = None,
 ) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Bind the actors to ``broker`` and set up this process's worker runtime."""
-    from pixtools.maintenance.periodic import PeriodicReconciler
-
     global _runtime
     _runtime = WorkerRuntime(settings, cache=cache, signals=signals)
-    # The workers run the reconciliation pass themselves (one at a time across processes).
-    broker.add_middleware(PeriodicReconciler(settings, signals=signals))
     specs: list[tuple[Callable[..., Any], str, str]] = [
         (process_output, PROCESS_ACTOR[STANDARD], STANDARD),
         (process_output, PROCESS_ACTOR[ML], ML),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from pixtools.maintenance.periodic import PeriodicReconciler
 from pixtools.messaging.actors import declare_actors
 from pixtools.messaging.broker import build_broker
 from pixtools.messaging.names import ML
@@ -27,6 +28,8 @@ configure_tracing("pixtools-worker")
 os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
 broker = build_broker(settings.rabbitmq_url, settings.redis_url)
 install_worker_metrics(broker)
+# The workers run the reconciliation pass themselves (one at a time across processes).
+broker.add_middleware(PeriodicReconciler(settings))
 declare_actors(broker, settings)
 
 if ML in settings.consumed_queues:

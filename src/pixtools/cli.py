@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pixtools.jobspec.queues import ML, QUEUES, STANDARD
 from pixtools.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -138,29 +140,10 @@ def _unreachable_is_one_line(fn: Callable[[], T]) -> T:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Everything in one process on embedded defaults."""
-    import msgspec
+    from pixtools.embedded import dev_settings
 
-    settings = _settings()
-    if settings.rabbitmq_url:
-        print("pixtools dev: ignoring PIXTOOLS_RABBITMQ_URL; `pixtools dev` always runs embedded")
-        settings = msgspec.structs.replace(settings, rabbitmq_url="")
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    print(f"data folder: {settings.data_dir}", flush=True)
-    if not settings.webhook_secret:
-        settings = msgspec.structs.replace(settings, webhook_secret=_dev_webhook_secret(settings))
-    return _serve(settings, args.host, args.port, workers=1, migrate=True)
-
-
-def _dev_webhook_secret(settings: Settings) -> str:
-    """Embedded mode signs webhooks with a secret made once and kept in the data folder."""
-    import secrets
-
-    path = Path(settings.data_dir) / "webhook-secret"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-        print(f"webhook signing secret written to {path.resolve()}")
-    return path.read_text().strip()
+    settings = dev_settings(_settings(), say=functools.partial(print, flush=True))
+    return _serve(settings, args.host, args.port, workers=1)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -169,10 +152,10 @@ def cmd_api(args: argparse.Namespace) -> int:
         # Fail at once, before "startup complete": not an API that answers 500s.
         print(f"pixtools api: {problem}", file=sys.stderr)
         return 2
-    return _serve(settings, args.host, args.port, workers=args.workers, migrate=settings.embedded)
+    return _serve(settings, args.host, args.port, workers=args.workers)
 
 
-def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: bool) -> int:
+def _serve(settings: Settings, host: str, port: int, *, workers: int) -> int:
     import uvicorn
 
     from pixtools.api.app import create_app
@@ -190,8 +173,7 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
     print(f"PixTools on http://{host}:{port}/  (docs: /docs; {mode})", flush=True)
     _say_local_paths(settings)
     if workers > 1:
-        # Each uvicorn worker builds its own app (and relay) from the environment.
-        os.environ["PIXTOOLS__MIGRATE"] = "1" if migrate else "0"
+        # Each uvicorn worker builds its own app (and relay) from the settings.
         uvicorn.run(
             "pixtools.api.entry:app_from_env",
             factory=True,
@@ -201,7 +183,7 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int, migrate: b
             **uvicorn_options(settings),
         )
         return 0
-    app = create_app(settings, run_migrations=migrate)
+    app = create_app(settings)
     uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
     return 0
 
@@ -220,11 +202,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("pixtools worker: PIXTOOLS_DATABASE_URL is not set", file=sys.stderr)
         return 2
     queues = [q for q in args.queues.replace(",", " ").split() if q]
-    bad = [q for q in queues if q not in ("standard", "ml")]
+    bad = [q for q in queues if q not in QUEUES]
     if bad or not queues:
-        print(f"pixtools worker: --queues must name standard and/or ml, not {bad}", file=sys.stderr)
+        print(
+            f"pixtools worker: --queues must name {STANDARD} and/or {ML}, not {bad}",
+            file=sys.stderr,
+        )
         return 2
-    if "ml" in queues and (missing := missing_ml_module()) is not None:
+    if ML in queues and (missing := missing_ml_module()) is not None:
         print(
             f"pixtools worker: the ml queue needs {missing}, which is not installed; "
             + ML_INSTALL_HINT,
@@ -246,7 +231,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         *queues,
     ]
     _say_local_paths(settings)
-    os.environ["PIXTOOLS__WORKER_QUEUES"] = ",".join(queues)  # read by pixtools.worker.main
+    os.environ["PIXTOOLS_WORKER_QUEUES"] = ",".join(queues)  # Settings.worker_queues
     if settings.worker_metrics_port:
         from pixtools.worker.metrics import prepare_multiprocess_dir
 
@@ -366,7 +351,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         f"outputs[{i}].steps[{j}] ({op_of(step).name})"
         for i, out in enumerate(spec.outputs)
         for j, step in enumerate(out.steps)
-        if op_of(step).queue == "ml"
+        if op_of(step).queue == ML
     ]
     if ml_steps and (missing := missing_ml_module()) is not None:
         raise CliError(
@@ -498,16 +483,16 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = dlq.add_subparsers(dest="dlq_cmd", required=True, metavar="ACTION")
     queue_help = "the work queue whose dead letters to use"
     dl = _sub(dsub, "list", "print the dead letters of a queue as JSON lines")
-    dl.add_argument("--queue", required=True, choices=["standard", "ml"], help=queue_help)
+    dl.add_argument("--queue", required=True, choices=QUEUES, help=queue_help)
     dl.add_argument("--limit", type=int, default=50, help="most messages to print")
     dr = _sub(dsub, "replay", "send dead letters back to their queue")
-    dr.add_argument("--queue", required=True, choices=["standard", "ml"], help=queue_help)
+    dr.add_argument("--queue", required=True, choices=QUEUES, help=queue_help)
     dr.add_argument("--all", action="store_true", help="replay every dead letter of the queue")
     dr.add_argument(
         "message_ids", nargs="*", help="ids of the messages to replay (from `dlq list`)"
     )
     dp = _sub(dsub, "purge", "delete every dead letter of a queue")
-    dp.add_argument("--queue", required=True, choices=["standard", "ml"], help=queue_help)
+    dp.add_argument("--queue", required=True, choices=QUEUES, help=queue_help)
     dlq.set_defaults(fn=cmd_dlq)
 
     keys = _sub(sub, "keys", "API keys (used when PIXTOOLS_AUTH=required)")

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from pixtools.jobspec.queues import QUEUES
+
 PREFIX = "PIXTOOLS_"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -96,9 +98,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ml_threads: Annotated[
         int, _doc("onnxruntime intra-op threads per ML worker; 0: the usable CPUs", ge=0, le=256)
     ] = 0
+    worker_queues: Annotated[
+        str,
+        _doc(
+            "queues a worker process consumes, comma-separated (`pixtools worker --queues` "
+            "sets it); with ml, the ML models load when the process starts"
+        ),
+    ] = ""
     worker_nice: Annotated[
         int, _doc("CPU niceness of worker processes, so the API stays responsive", ge=0, le=19)
     ] = 10
+    migrate: Annotated[
+        Literal["auto", "on", "off"],
+        _doc("apply the database migrations when the API starts; auto: in embedded mode only"),
+    ] = "auto"
     url_sources: Annotated[
         bool,
         _doc('jobs may name their source by URL ({"source": {"url": ...}}), fetched by the worker'),
@@ -132,6 +145,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         except msgspec.ValidationError as exc:
             raise SettingsError(_variable_message(str(exc))) from None
         settings._check_urls()
+        if unknown := [q for q in settings.consumed_queues if q not in QUEUES]:
+            raise SettingsError(
+                f"{PREFIX}WORKER_QUEUES: {', '.join(unknown)} is not a queue "
+                f"(the queues: {', '.join(QUEUES)})"
+            )
         try:
             settings.trusted_networks  # noqa: B018 - parsing is the check
         except ValueError as exc:
@@ -180,6 +198,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def embedded(self) -> bool:
         """True when no broker is configured: workers run inside the API process."""
         return not self.rabbitmq_url
+
+    @property
+    def runs_migrations(self) -> bool:
+        """Whether the API applies the database migrations when it starts."""
+        return self.embedded if self.migrate == "auto" else self.migrate == "on"
+
+    @property
+    def consumed_queues(self) -> tuple[str, ...]:
+        """``worker_queues`` as names."""
+        return tuple(q for q in self.worker_queues.replace(",", " ").split() if q)
 
     @property
     def effective_database_url(self) -> str:

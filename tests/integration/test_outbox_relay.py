@@ -11,12 +11,12 @@ import pika
 import pytest
 import sqlalchemy as sa
 
+from pixtools.messaging.broker import build_broker
+from pixtools.messaging.relay import OutboxRelay
 from pixtools.store.database import Database
 from pixtools.store.jobs import JobRepository
 from pixtools.store.models import OutboxRow
 from pixtools.store.outbox import OutboxRepository
-from pixtools.worker.broker import build_broker
-from pixtools.worker.relay import OutboxRelay
 from tests.conftest import rabbitmqctl
 from tests.integration.test_repository import new_job
 

@@ -23,7 +23,7 @@ def sample(name: str, **labels: str) -> float:
 
 @pytest.fixture
 def broker() -> Iterator[RabbitmqBroker]:
-    from pixtools.worker.broker import build_broker
+    from pixtools.messaging.broker import build_broker
 
     vhost = f"pixtools_metrics_{secrets.token_hex(3)}"
     rabbitmqctl("add_vhost", vhost)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pixtools.webhooks.delivery import backoff, pinned_url
+from pixtools.backoff import backoff
+from pixtools.webhooks.delivery import pinned_url
 from pixtools.webhooks.guard import UnsafeWebhookUrl, is_public, resolve_public
 from pixtools.webhooks.signing import sign, verify
 

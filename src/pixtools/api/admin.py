@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post
@@ -13,10 +13,11 @@ from litestar.params import JSONBody, QueryParameter
 
 from pixtools.api.auth import PrincipalDep, ServicesDep, admin_only
 from pixtools.maintenance.deadletters import DeadLetters
-from pixtools.worker.middleware import dead_letter_note_key
+from pixtools.messaging.middleware import dead_letter_note_key
+from pixtools.messaging.names import Queue
 
 QueueParam = Annotated[
-    Literal["standard", "ml"],
+    Queue,
     QueryParameter(
         name="queue",
     ),
@@ -24,7 +25,7 @@ QueueParam = Annotated[
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
-    queue: Literal["standard", "ml"]
+    queue: Queue
     message_ids: list[str] | None = None
     all: bool = False
 

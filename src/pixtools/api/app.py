@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import dramatiq
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -24,7 +23,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
-from pixtools import __version__
+from pixtools import __version__, embedded
 from pixtools.api.admin import AdminController
 from pixtools.api.auth import provide_admin, provide_principal
 from pixtools.api.catalogue import operations
@@ -45,8 +44,6 @@ from pixtools.observability.metrics import ApiMetrics
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.database import LocalSignals
-from pixtools.worker.broker import build_broker
-from pixtools.worker.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -59,47 +56,31 @@ async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(JsonRenderPlugin.render_json(request, schema), media_type=MediaType.JSON)
 
 
-class EmbeddedWorkers:
-    """Dramatiq workers on the in-process stub broker, for ``pixtools dev``."""
-
-    def __init__(self, broker: dramatiq.Broker, threads: int) -> None:
-        self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
-
-    def start(self) -> None:
-        self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop(timeout=10_000)
-
-
-def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Litestar:
+def create_app(settings: Settings) -> Litestar:
     """Build the ASGI app. In embedded mode (no broker URL) workers run in this process."""
-    if run_migrations is None:
-        run_migrations = settings.embedded
     metrics_ = ApiMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if not settings.database_url:  # the embedded SQLite file lives in the data folder
             await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
-        if run_migrations:
+        if settings.runs_migrations:
             from pixtools.store.migrate import upgrade
 
             await asyncio.to_thread(upgrade, settings.effective_database_url)
         signals = LocalSignals()
         services = build_services(settings, signals=signals)
         app.state.services = services
-        broker = build_broker(settings.rabbitmq_url)
-        workers = None
-        if settings.embedded:
-            from pixtools.worker.actors import declare_actors
+        try:
+            async with embedded.messaging(settings, services, signals) as relay:
+                app.state.relay = relay
+                async with _serving(app, services):
+                    yield
+        finally:
+            await services.close()
 
-            declare_actors(broker, settings, cache=services.cache, signals=signals)
-            workers = EmbeddedWorkers(broker, settings.worker_threads)
-            workers.start()
-        relay = OutboxRelay(services.db, broker, poll_seconds=settings.outbox_poll_seconds)
-        app.state.relay = relay
-        await relay.start()
+    @contextlib.asynccontextmanager
+    async def _serving(app: Litestar, services: Services) -> AsyncIterator[None]:
         waiters = JobWaiters(services.db)
         app.state.waiters = waiters
         await waiters.start()
@@ -117,13 +98,6 @@ def create_app(settings: Settings, *, run_migrations: bool | None = None) -> Lit
             yield
         finally:
             await waiters.stop()
-            await relay.stop()
-            if workers is not None:
-                # The workers' own adapters live on Dramatiq's event-loop thread, which stops
-                # with them; their connections end with the process.
-                await asyncio.to_thread(workers.stop)
-            broker.close()
-            await services.close()
 
     cors = CORSConfig(allow_origins=[settings.cors_origin]) if settings.cors_origin else None
     app = Litestar(

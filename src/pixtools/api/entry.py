@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from litestar import Litestar
 
 from pixtools.api.app import create_app
@@ -18,4 +16,4 @@ def app_from_env() -> Litestar:
     configure_logging(settings.log_level, settings.log_format)
     configure_tracing("pixtools-api")
     configure_protocols(settings)  # this worker process's copy of the headers' deadline
-    return create_app(settings, run_migrations=os.environ.get("PIXTOOLS__MIGRATE") == "1")
+    return create_app(settings)

@@ -1,4 +1,5 @@
-"""Dead letters: messages Dramatiq gave up on, kept in ``<queue>.XQ`` (7 days by default).
+"""Dead letters: messages Dramatiq gave up on, kept in ``<queue>.XQ`` (7 days by default;
+the name is ``messaging.names.dead_letter_queue``).
 
 Listing browses without consuming (messages are returned to the queue); replay moves the
 chosen messages back to their queue with a fresh retry budget; purge empties the queue.
@@ -16,12 +17,9 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-QUEUES = ("standard", "ml")
+from pixtools.messaging.names import QUEUES, dead_letter_queue
+
 MAX_SCAN = 10_000
-
-
-def xq_name(queue: str) -> str:
-    return f"{queue}.XQ"
 
 
 def _summary(body: bytes, props: Any) -> dict[str, Any]:
@@ -77,7 +75,9 @@ class DeadLetters:
     def _declare(self, ch: BlockingChannel, queue: str) -> int:
         # Passive: never create (or re-argument) Dramatiq's queues from here.
         try:
-            return int(ch.queue_declare(xq_name(queue), passive=True).method.message_count)
+            return int(
+                ch.queue_declare(dead_letter_queue(queue), passive=True).method.message_count
+            )
         except pika.exceptions.ChannelClosedByBroker:
             return -1
 
@@ -89,7 +89,7 @@ class DeadLetters:
                 return out
             # Unacked gets are returned to the queue when the channel closes.
             while len(out) < limit:
-                method, props, body = ch.basic_get(xq_name(queue), auto_ack=False)
+                method, props, body = ch.basic_get(dead_letter_queue(queue), auto_ack=False)
                 if method is None:
                     break
                 out.append(_summary(body, props))
@@ -106,7 +106,7 @@ class DeadLetters:
                 return 0
             ch.confirm_delivery()
             for _ in range(min(count, MAX_SCAN)):
-                method, _props, body = ch.basic_get(xq_name(queue), auto_ack=False)
+                method, _props, body = ch.basic_get(dead_letter_queue(queue), auto_ack=False)
                 if method is None:
                     break
                 try:
@@ -138,4 +138,4 @@ class DeadLetters:
         with self._channel() as ch:
             if self._declare(ch, queue) < 0:
                 return 0
-            return int(ch.queue_purge(xq_name(queue)).method.message_count)
+            return int(ch.queue_purge(dead_letter_queue(queue)).method.message_count)

@@ -22,12 +22,12 @@ from typing import Any
 import dramatiq
 
 from pixtools.maintenance.reconcile import exclusive, reconcile_pass
+from pixtools.messaging.relay import OutboxRelay
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import MemoryCache
 from pixtools.store.database import LocalSignals
 from pixtools.store.jobs import utcnow
-from pixtools.worker.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 

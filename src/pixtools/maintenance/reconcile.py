@@ -29,11 +29,11 @@ import dramatiq
 import pika
 import sqlalchemy as sa
 
+from pixtools.messaging.broker import build_broker
+from pixtools.messaging.relay import OutboxRelay
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.database import Database
-from pixtools.worker.broker import build_broker
-from pixtools.worker.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 

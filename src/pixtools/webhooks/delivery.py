@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from pixtools.backoff import backoff
 from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
@@ -22,11 +23,6 @@ from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
 from pixtools.webhooks.signing import sign
 
 log = logging.getLogger(__name__)
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
 
 
 def pinned_url(url: str, address: str) -> tuple[str, str]:

@@ -1,1 +1,1 @@
-"""Dramatiq broker, actors and the outbox relay."""
+"""The worker process: its Dramatiq entry module, metrics, source fetching and previews."""

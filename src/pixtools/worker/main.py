@@ -1,18 +1,22 @@
 """Entry module for the Dramatiq CLI (``pixtools worker`` runs ``dramatiq pixtools.worker.main``).
 
-Importing it builds the RabbitMQ broker from the environment and declares the actors:
-this module is a process entry point, the one place where import reads configuration.
+Importing it builds the RabbitMQ broker from the settings and declares the actors: this
+module is a process entry point, the one place where import reads configuration. The queues
+this process consumes come in the settings too (``PIXTOOLS_WORKER_QUEUES``, which
+``pixtools worker --queues`` sets for the processes Dramatiq starts).
 """
 
 from __future__ import annotations
 
 import os
 
+from pixtools.maintenance.periodic import PeriodicReconciler
+from pixtools.messaging.actors import declare_actors
+from pixtools.messaging.broker import build_broker
+from pixtools.messaging.names import ML
 from pixtools.observability.logs import configure_logging
 from pixtools.observability.tracing import configure_tracing
 from pixtools.settings import Settings
-from pixtools.worker.actors import declare_actors
-from pixtools.worker.broker import build_broker
 from pixtools.worker.metrics import install as install_worker_metrics
 
 settings = Settings.from_env()
@@ -24,9 +28,11 @@ configure_tracing("pixtools-worker")
 os.setpriority(os.PRIO_PROCESS, 0, settings.worker_nice)
 broker = build_broker(settings.rabbitmq_url, settings.redis_url)
 install_worker_metrics(broker)
+# The workers run the reconciliation pass themselves (one at a time across processes).
+broker.add_middleware(PeriodicReconciler(settings))
 declare_actors(broker, settings)
 
-if "ml" in os.environ.get("PIXTOOLS__WORKER_QUEUES", "").split(","):
+if ML in settings.consumed_queues:
     # The ML worker loads its models once, at start, not on the first message.
     from pixtools.ml import ops as ml_ops
     from pixtools.ml import runtime as ml_runtime

@@ -3,6 +3,8 @@ in services mode, Dramatiq's in-process stub broker in embedded mode."""
 
 from __future__ import annotations
 
+from typing import Final
+
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
@@ -17,9 +19,9 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from pixtools.worker.middleware import DeadLetterNotes
+from pixtools.messaging.middleware import DeadLetterNotes, TraceContext
 
-QUEUES = ("standard", "ml")
+TIME_LIMIT_MS: Final = 15 * 60 * 1000  # the longest one message may run, every actor alike
 
 
 def build_broker(rabbitmq_url: str, redis_url: str = "") -> dramatiq.Broker:
@@ -32,12 +34,13 @@ def build_broker(rabbitmq_url: str, redis_url: str = "") -> dramatiq.Broker:
     """
     middleware = [
         AgeLimit(),
-        TimeLimit(time_limit=15 * 60 * 1000),
+        TimeLimit(time_limit=TIME_LIMIT_MS),
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
         Retries(max_retries=5, min_backoff=1_000, max_backoff=60_000),
         CurrentMessage(),
+        TraceContext(),
         AsyncIO(),
     ]
     if redis_url:

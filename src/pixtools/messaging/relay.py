@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
 
+from pixtools.messaging.middleware import TRACEPARENT
 from pixtools.store.database import OUTBOX_CHANNEL, Database, Listener
 from pixtools.store.models import OutboxRow
 from pixtools.store.outbox import OutboxRepository
@@ -77,9 +78,9 @@ class OutboxRelay:
             queue_name=row.queue,
             actor_name=row.actor,
             args=tuple(row.args),
-            # The submitter's trace continues in the worker (see observability.tracing).
-            kwargs={"traceparent": row.trace_context} if row.trace_context else {},
-            options={},
+            kwargs={},
+            # The submitter's trace continues in the worker (messaging.middleware.TraceContext).
+            options={TRACEPARENT: row.trace_context} if row.trace_context else {},
             message_id=str(row.message_id),
         )
         loop = asyncio.get_running_loop()

@@ -73,7 +73,7 @@ def photo_jpeg(width: int, height: int, quality: int = 90) -> bytes:
 
 def naive(data: bytes) -> bytes:
     """What most code does: decode everything, Lanczos straight to the target, save."""
-    im = Image.open(io.BytesIO(data))
+    im: Image.Image = Image.open(io.BytesIO(data))
     height = round(im.height * WIDTH / im.width)
     im = im.resize((WIDTH, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -196,7 +196,8 @@ def main() -> int:
     cases = {"12MP (4000x3000)": (4000, 3000), "1080p (1920x1080)": (1920, 1080)}
     for name, (width, height) in cases.items():
         data = photo_jpeg(width, height)
-        r = results[name] = compare(data, args.runs)
+        r: dict[str, Any] = compare(data, args.runs)
+        results[name] = r
         r["source_mb"] = len(data) / 1e6
         print(
             f"  {name:<18} {len(data) / 1e6:.1f} MB  ours {r['ours_ms']:6.1f} ms   "

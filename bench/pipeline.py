@@ -189,7 +189,7 @@ async def main() -> None:
             async def wait_done(job_id: str) -> dict[str, Any]:
                 while True:  # long polling: one request per job, not a polling storm
                     async with client.get(f"/api/v1/jobs/{job_id}", params={"wait": 30}) as r:
-                        job = await r.json()
+                        job: dict[str, Any] = await r.json()
                     if job["status"] not in ("queued", "running"):
                         assert job["status"] == "succeeded", job
                         return job

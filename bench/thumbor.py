@@ -322,6 +322,7 @@ def main() -> int:
             row: dict[str, float] = {"thumbor_requests_per_s": rps}
             line = f"  round {n}: thumbor {rps:6.2f} req/s"
             for mode in modes if url else ():
+                assert url is not None
                 jps = asyncio.run(
                     pixtools_throughput(
                         url,

@@ -14,6 +14,8 @@ from pixtools.store.models import OutputRow
 
 
 class SourceOut(msgspec.Struct, omit_defaults=True):
+    """The job's source: its file name, what the header says and, for a URL, where from."""
+
     filename: str
     # None only for a URL source the worker has not fetched yet.
     format: str | None
@@ -25,6 +27,8 @@ class SourceOut(msgspec.Struct, omit_defaults=True):
 
 
 class OutputOut(msgspec.Struct):
+    """One named output: its state, format, size, download URL and result."""
+
     name: str
     status: str
     queue: str
@@ -46,17 +50,23 @@ class OutputOut(msgspec.Struct):
 
 
 class ArchiveOut(msgspec.Struct):
+    """The job's zip of all outputs: its state and, once built, its download URL."""
+
     status: str
     url: str | None
 
 
 class WebhookOut(msgspec.Struct):
+    """The job's webhook: where it goes, its delivery state and attempts so far."""
+
     url: str
     status: str
     attempts: int
 
 
 class JobOut(msgspec.Struct):
+    """A job as the API returns it and a webhook body carries it."""
+
     id: str
     status: str
     created_at: datetime
@@ -72,6 +82,8 @@ class JobOut(msgspec.Struct):
 
 
 class JobPage(msgspec.Struct):
+    """One page of the job list and the cursor of the next, if any."""
+
     items: list[JobOut]
     next_cursor: str | None
 
@@ -99,6 +111,7 @@ def _output(job_id: str, o: OutputRow) -> OutputOut:
 
 
 def job_out(record: JobRecord) -> JobOut:
+    """The outside view of a job record (docs/api.md, "The job")."""
     j = record.job
     jid = str(j.id)
     src = j.source
@@ -138,6 +151,7 @@ def job_out(record: JobRecord) -> JobOut:
 
 
 def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
+    """The opaque list cursor for the position ``(created_at, job_id)`` in newest-first order."""
     raw = f"{aware(created_at).isoformat()}|{job_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -36,7 +36,7 @@ def workflow(name: str) -> dict[str, Any]:
     # PyYAML reads the key `on` as the boolean True (YAML 1.1).
     if True in data:
         data["on"] = data.pop(True)
-    return data
+    return cast("dict[str, Any]", data)
 
 
 def tasks_of(role: str) -> list[dict[str, Any]]:

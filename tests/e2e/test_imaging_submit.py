@@ -10,7 +10,7 @@ import json
 import struct
 import uuid
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -132,7 +132,9 @@ async def test_a_png_key_colour_is_transparent_in_every_output(
         assert got.status_code == 200, got.text
         with Image.open(io.BytesIO(got.content)) as out:
             rgba = out.convert("RGBA")
-            assert rgba.getpixel((4, 4))[3] == 0, fmt  # the key colour: transparent
+            assert cast("tuple[int, ...]", rgba.getpixel((4, 4)))[3] == 0, (
+                fmt
+            )  # the key colour: transparent
             r, g, b, a = rgba.getpixel((28, 4))  # type: ignore[misc]
             assert a == 255 and r > 240 and g < 16 and b < 16, fmt
 

@@ -10,7 +10,7 @@ import io
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -229,7 +229,7 @@ class Images(http.server.BaseHTTPRequestHandler):
     photo = jpeg_bytes(800, 600)
 
     def do_GET(self) -> None:
-        port = self.server.server_address[1]
+        port = cast("tuple[str, int]", self.server.server_address)[1]
         routes: dict[str, tuple[int, dict[str, str], bytes]] = {
             "/photo.jpg": (200, {"Content-Type": "image/jpeg"}, self.photo),
             "/text": (200, {}, b"hello"),

@@ -24,7 +24,15 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    FilePayload,
+    Page,
+    Request,
+    expect,
+    sync_playwright,
+)
 
 from pixtools.ml import samples
 from tests.conftest import Stack, png_with_corrupt_pixels
@@ -346,7 +354,7 @@ def test_face_boxes_are_drawn_on_a_face_photo(ui: Watched, shots: Path) -> None:
     page.set_input_files(
         "#file-input",
         files=[
-            {"name": "astronaut.png", "mimeType": "image/png", "buffer": png(samples.astronaut())}
+            FilePayload(name="astronaut.png", mimeType="image/png", buffer=png(samples.astronaut()))
         ],
     )
     expect(page.locator("#sources li")).to_contain_text(f"512{TIMES}512")
@@ -395,7 +403,7 @@ def test_text_and_moderation_are_drawn(ui: Watched, shots: Path) -> None:
     page = ui.page
     page.set_input_files(
         "#file-input",
-        files=[{"name": "page.png", "mimeType": "image/png", "buffer": png(samples.page())}],
+        files=[FilePayload(name="page.png", mimeType="image/png", buffer=png(samples.page()))],
     )
     page.click("[data-preset=ocr]")
     page.select_option("select[id$='-add-op']", "moderate")

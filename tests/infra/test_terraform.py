@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hcl2
 import pytest
@@ -94,13 +94,13 @@ def one(body: dict[str, Any], block: str) -> dict[str, Any]:
     assert isinstance(blocks, list) and len(blocks) == 1, (
         f"expected exactly one {block} block, got {blocks!r}"
     )
-    return blocks[0]
+    return cast("dict[str, Any]", blocks[0])
 
 
 def dynamic(body: dict[str, Any], block: str) -> dict[str, Any]:
     for entry in body.get("dynamic", []):
         if block in entry:
-            return entry[block]
+            return cast("dict[str, Any]", entry[block])
     raise AssertionError(f"no dynamic {block} block")
 
 
@@ -341,8 +341,9 @@ def test_no_ingress_from_anywhere_and_no_ssh(all_stacks: list[Stack]) -> None:
             sources += rule.get("cidr_blocks", []) + rule.get("ipv6_cidr_blocks", [])
             assert not open_blocks & set(filter(None, sources)), f"ingress from anywhere: {rule}"
             ports = (rule.get("from_port"), rule.get("to_port"))
-            if all(isinstance(port, int) for port in ports):
-                assert not ports[0] <= 22 <= ports[1], f"SSH ingress: {rule}"
+            low, high = ports
+            if isinstance(low, int) and isinstance(high, int):
+                assert not low <= 22 <= high, f"SSH ingress: {rule}"
             else:  # the NodePort, validated to 30000-32767
                 assert ports == (expr("var.api_node_port"),) * 2, (
                     f"unexpected port expression: {rule}"

@@ -281,7 +281,7 @@ def test_only_the_budget_may_be_left_out() -> None:
 
 
 def test_the_excluded_budget_is_checked_on_the_plan() -> None:
-    budget = {
+    budget: dict[str, Any] = {
         "limit_amount": "20.00",
         "limit_unit": "USD",
         "time_unit": "MONTHLY",
@@ -291,7 +291,7 @@ def test_the_excluded_budget_is_checked_on_the_plan() -> None:
             {"notification_type": "ACTUAL", "threshold": 80},
         ],
     }
-    plan = {
+    plan: dict[str, Any] = {
         "resource_changes": [{"address": "aws_budgets_budget.monthly", "change": {"after": budget}}]
     }
     assert A.check_budget_plan(plan, "dev") == []

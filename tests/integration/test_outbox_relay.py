@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pika
 import pytest
@@ -40,11 +41,11 @@ def vhost_url() -> object:
     rabbitmqctl("delete_vhost", name)
 
 
-def queued_messages(url: str, queue: str) -> list[dict[str, object]]:
+def queued_messages(url: str, queue: str) -> list[dict[str, Any]]:
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         ch = conn.channel()
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             method, props, body = ch.basic_get(queue, auto_ack=True)
             if method is None:

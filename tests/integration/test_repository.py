@@ -132,13 +132,13 @@ async def test_claim_is_exclusive_and_fenced_by_attempt(db: Database) -> None:
     job = new_job("a")
     await repo.create(job, None)
     first = await repo.claim_output(job.id, "a", stale_after=60)
-    assert first is not None and first.attempts == 1
+    assert isinstance(first, Claim) and first.attempts == 1
     # Fresh in other hands: held, with the seconds until that attempt would be stale.
     held = await repo.claim_output(job.id, "a", stale_after=60)
     assert isinstance(held, Held) and 55 < held.stale_in <= 60
     # A takeover after the heartbeat went stale fences the first attempt off.
     second = await repo.claim_output(job.id, "a", stale_after=0)
-    assert second is not None and second.attempts == 2
+    assert isinstance(second, Claim) and second.attempts == 2
     assert not await repo.succeed_output(job.id, "a", 1, DONE)
     assert not await repo.heartbeat(job.id, "a", 1)
     assert await repo.succeed_output(job.id, "a", 2, DONE)
@@ -179,7 +179,7 @@ async def test_transient_failure_requeues_with_delay(db: Database) -> None:
     rows = await outbox_rows(db, job.id)
     assert len(rows) == 2 and rows[1].available_at > rows[0].available_at
     again = await repo.claim_output(job.id, "a", stale_after=60)
-    assert again is not None and again.attempts == 2
+    assert isinstance(again, Claim) and again.attempts == 2
 
 
 async def test_stale_outputs_are_requeued_then_failed(db: Database) -> None:
@@ -188,14 +188,14 @@ async def test_stale_outputs_are_requeued_then_failed(db: Database) -> None:
     await repo.create(job, None)
     # (the database is shared by the session's tests: count only this job's rows)
     claim = await repo.claim_output(job.id, "a", stale_after=60)
-    assert claim is not None and claim.attempts == 1
+    assert isinstance(claim, Claim) and claim.attempts == 1
     requeued, _ = await repo.requeue_stale_outputs(stale_after=0, max_attempts=2)
     assert requeued >= 1
     record = await repo.get(job.id)
     assert record is not None and record.outputs[0].status == "pending"
     assert "re-queued by the reconciler" in (record.outputs[0].error or "")
     claim = await repo.claim_output(job.id, "a", stale_after=60)
-    assert claim is not None and claim.attempts == 2
+    assert isinstance(claim, Claim) and claim.attempts == 2
     _, failed = await repo.requeue_stale_outputs(stale_after=0, max_attempts=2)
     assert failed >= 1
     record = await repo.get(job.id)
@@ -299,10 +299,7 @@ async def test_triggers_notify_the_outbox_and_a_finished_job(private_pg_url: str
     db = Database(private_pg_url)
     repo = JobRepository(db)
     got: dict[str, list[str]] = {"pixtools_outbox": [], "pixtools_jobs": []}
-    listeners = [
-        await db.listen(channel, lambda payload, c=channel: got[c].append(payload))
-        for channel in got
-    ]
+    listeners = [await db.listen(channel, got[channel].append) for channel in got]
     try:
         job = new_job("a", "b")
         await repo.create(job, None)
@@ -348,7 +345,7 @@ async def test_a_jobs_whole_path_is_ten_statements(private_pg_url: str) -> None:
             "SELECT",
             "UPDATE",
         ] + ["SELECT"]
-        assert db.engine.pool._pre_ping is False  # type: ignore[attr-defined]
+        assert db.engine.pool._pre_ping is False
     finally:
         await db.dispose()
 

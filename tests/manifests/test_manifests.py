@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -138,7 +138,7 @@ def main_container(obj: dict[str, Any]) -> dict[str, Any]:
 def env_value(container: dict[str, Any], name: str) -> str | None:
     for item in container.get("env", []):
         if item["name"] == name:
-            return item.get("value")
+            return cast("str | None", item.get("value"))
     return None
 
 

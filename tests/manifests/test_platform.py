@@ -55,7 +55,7 @@ def role_tasks(role: str, name: str = "main.yml") -> list[dict[str, Any]]:
 # aws-load-balancer-controller v2.12 pkg/backend/endpoint_utils.go: the default node selector of
 # instance targets. A TargetGroupBinding's spec.nodeSelector is ADDED to it (selector.Add), never
 # substituted for it.
-LBC_DEFAULT_SELECTOR = [
+LBC_DEFAULT_SELECTOR: list[dict[str, Any]] = [
     {"key": "node-role.kubernetes.io/master", "operator": "DoesNotExist"},
     {"key": "node.kubernetes.io/exclude-from-external-load-balancers", "operator": "DoesNotExist"},
     {"key": "alpha.service-controller.kubernetes.io/exclude-balancer", "operator": "DoesNotExist"},

@@ -16,7 +16,10 @@ names = st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,20}\Z", fullmatch=True)
 
 
 # st.from_type respects msgspec Meta constraints poorly; build params from our own ranges.
-finite = {"allow_nan": False, "allow_infinity": False}
+def finite(low: float, high: float) -> st.SearchStrategy[float]:
+    return st.floats(low, high, allow_nan=False, allow_infinity=False)
+
+
 STEP_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "resize": st.fixed_dictionaries(
         {"width": st.integers(1, 16384)},
@@ -36,18 +39,18 @@ STEP_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
     "rotate": st.fixed_dictionaries(
-        {"degrees": st.floats(-1e6, 1e6, **finite)},
+        {"degrees": finite(-1e6, 1e6)},
         optional={"background": st.from_regex(r"\A#[0-9a-f]{6}\Z", fullmatch=True)},
     ),
     "flip": st.fixed_dictionaries({"direction": st.sampled_from(["horizontal", "vertical"])}),
     "grayscale": st.just({}),
-    "blur": st.fixed_dictionaries({"sigma": st.floats(0.1, 100, **finite)}),
+    "blur": st.fixed_dictionaries({"sigma": finite(0.1, 100)}),
     "sharpen": st.fixed_dictionaries(
-        {}, optional={"amount": st.floats(0, 10, **finite), "radius": st.floats(0.1, 10, **finite)}
+        {}, optional={"amount": finite(0, 10), "radius": finite(0.1, 10)}
     ),
     "adjust": st.fixed_dictionaries(
         {},
-        optional={k: st.floats(0, 4, **finite) for k in ("brightness", "contrast", "saturation")},
+        optional={k: finite(0, 4) for k in ("brightness", "contrast", "saturation")},
     ),
     "watermark": st.fixed_dictionaries(
         {
@@ -56,19 +59,19 @@ STEP_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                 st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=200
             ).filter(str.strip)
         },
-        optional={"opacity": st.floats(0, 1, **finite), "size": st.floats(0.01, 1, **finite)},
+        optional={"opacity": finite(0, 1), "size": finite(0.01, 1)},
     ),
     "keep_metadata": st.just({}),
     "blur_faces": st.fixed_dictionaries(
         {},
         optional={
-            "min_score": st.floats(0, 1, **finite),
+            "min_score": finite(0, 1),
             "strength": st.integers(1, 100),
             "shape": st.sampled_from(["box", "ellipse"]),
         },
     ),
-    "detect_faces": st.fixed_dictionaries({}, optional={"min_score": st.floats(0, 1, **finite)}),
-    "ocr": st.fixed_dictionaries({}, optional={"min_score": st.floats(0, 1, **finite)}),
+    "detect_faces": st.fixed_dictionaries({}, optional={"min_score": finite(0, 1)}),
+    "ocr": st.fixed_dictionaries({}, optional={"min_score": finite(0, 1)}),
     "moderate": st.just({}),
 }
 CONVERT = st.one_of(
@@ -107,7 +110,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
 @given(specs())
 def test_valid_specs_round_trip(raw: dict[str, Any]) -> None:
     parsed = parse_spec(json.dumps(raw))
-    data = spec_to_builtins(parsed)
+    data: dict[str, Any] = spec_to_builtins(parsed)
     # Idempotent: the filled-in spec parses to the same thing.
     assert parse_spec(json.dumps(data)) == parsed
     # Everything the client said survives; defaults only add.
@@ -153,7 +156,7 @@ BAD_VALUES = st.sampled_from(
         ("ocr", "min_score", -0.1),
     ]
 )
-VALID_BASE = {
+VALID_BASE: dict[str, dict[str, Any]] = {
     "resize": {"width": 10},
     "crop": {"left": 0, "top": 0, "width": 1, "height": 1},
     "rotate": {"degrees": 90},

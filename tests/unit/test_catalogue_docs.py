@@ -10,7 +10,7 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from PIL import Image
@@ -28,7 +28,7 @@ BEGIN, END = "<!-- ops:begin -->\n", "<!-- ops:end -->"
 def _type(param: dict[str, Any]) -> str:
     if param["type"] == "enum":
         return " \\| ".join(f"`{v}`" for v in param["values"])
-    return param["type"]
+    return cast(str, param["type"])
 
 
 def _default(param: dict[str, Any]) -> str:
@@ -93,7 +93,7 @@ def test_readme_first_example_produces_what_it_says() -> None:
     def size(w: int, h: int, upscale: bool = False) -> tuple[int, int]:
         use = list(steps)
         if upscale:
-            use[0] = msgspec.structs.replace(use[0], upscale=True)  # type: ignore[type-var]
+            use[0] = msgspec.structs.replace(use[0], upscale=True)
         out = render_output(jpeg_bytes(w, h), use, max_pixels=50_000_000)
         assert out.data is not None
         return Image.open(io.BytesIO(out.data)).size

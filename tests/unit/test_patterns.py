@@ -15,12 +15,13 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from litestar.types import HTTPScope
 
 from pixtools.api.app import create_app
 from pixtools.api.middleware import client_address
@@ -102,9 +103,10 @@ addresses = st.ip_addresses(v=4).map(str)
 TRUSTED = (ipaddress.ip_network("10.40.0.0/24"), ipaddress.ip_network("10.42.0.0/16"))
 
 
-def scope(peer: str, forwarded: str | None) -> dict[str, Any]:
+def scope(peer: str, forwarded: str | None) -> HTTPScope:
+    """The part of an ASGI scope ``client_address`` reads."""
     headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
-    return {"type": "http", "client": (peer, 1234), "headers": headers}
+    return cast("HTTPScope", {"type": "http", "client": (peer, 1234), "headers": headers})
 
 
 @given(peer=addresses, forwarded=st.lists(addresses, max_size=5).map(", ".join))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -10,11 +11,11 @@ from pixtools.jobspec import OPS, SpecError, parse_spec, spec_to_builtins
 from pixtools.jobspec.job import AnyStep
 
 
-def spec(*outputs: dict, **extra: object) -> str:
+def spec(*outputs: dict[str, Any], **extra: object) -> str:
     return json.dumps({"outputs": list(outputs), **extra})
 
 
-def out(name: str = "a", *steps: dict) -> dict:
+def out(name: str = "a", *steps: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "steps": list(steps) or [{"op": "grayscale"}]}
 
 
@@ -35,7 +36,7 @@ def test_contract_example_is_accepted_with_defaults_filled_in() -> None:
         metadata=True,
         webhook_url="https://client.example/hooks/pixtools",
     )
-    data = spec_to_builtins(parse_spec(raw))
+    data: dict[str, Any] = spec_to_builtins(parse_spec(raw))
     assert data["archive"] is True  # more than one output
     assert data["outputs"][0]["steps"][0] == {
         "op": "resize",
@@ -121,7 +122,7 @@ def test_bad_specs_are_refused_naming_the_field(raw: str, field: str) -> None:
 
 
 def test_every_registered_op_is_in_the_step_union_and_back() -> None:
-    union_tags = {t.__struct_config__.tag for t in AnyStep.__args__}  # type: ignore[attr-defined]
+    union_tags = {t.__struct_config__.tag for t in AnyStep.__args__}
     assert union_tags == set(OPS)
 
 
@@ -159,7 +160,9 @@ def test_op_implementations_resolve_for_standard_ops() -> None:
         ),
     ],
 )
-def test_crops_that_cannot_fit_the_source_are_refused(steps: list[dict], field: str) -> None:
+def test_crops_that_cannot_fit_the_source_are_refused(
+    steps: list[dict[str, Any]], field: str
+) -> None:
     from pixtools.jobspec.job import check_against_source
 
     with pytest.raises(SpecError) as info:
@@ -170,7 +173,7 @@ def test_crops_that_cannot_fit_the_source_are_refused(steps: list[dict], field: 
 def test_crop_checks_stop_where_the_size_is_not_known() -> None:
     from pixtools.jobspec.job import check_against_source
 
-    ok = [
+    ok: list[list[dict[str, Any]]] = [
         [{"op": "crop", "left": 0, "top": 0, "width": 100, "height": 50}],
         [
             {"op": "flip", "direction": "vertical"},

@@ -29,11 +29,13 @@ def icc_colour_space(icc: bytes | None) -> str | None:
 
 @cache
 def srgb_profile() -> ImageCms.ImageCmsProfile:
+    """The built-in sRGB profile every conversion targets (built once)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 @cache
 def srgb_icc_bytes() -> bytes:
+    """The sRGB profile as ICC bytes, for an output that must carry one."""
     return srgb_profile().tobytes()
 
 

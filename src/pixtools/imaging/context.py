@@ -43,6 +43,7 @@ class StepContext:
         )
 
     def point_to_source(self, x: float, y: float) -> tuple[float, float]:
+        """Map a point of the current image to the source image's pixels."""
         a, b, c, d, e, f = self.to_source
         return (a * x + b * y + c, d * x + e * y + f)
 

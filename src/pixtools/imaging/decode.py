@@ -7,7 +7,8 @@ header, shrink JPEGs in the DCT domain when asked, decode, auto-orient, normalis
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
@@ -105,14 +106,8 @@ def open_source(
     """
     if max_pixels is not None:
         apply_decoder_limits(max_pixels)
-    fmt = sniff_format(data[:64])
-    if fmt is None:
-        raise UnsupportedFormat(
-            "unsupported image format: expected JPEG, PNG, WebP, AVIF, GIF, TIFF or BMP"
-        )
-    if fmt == "avif" and avif_codec() is None:
-        raise UnsupportedFormat("AVIF is not supported by this build (no AVIF decoder)")
-    try:
+    fmt = _supported_format(data)
+    with _as_image_errors(fmt, max_pixels, "image header declares more data than can be held"):
         im = Image.open(BytesIO(data), formats=[FORMATS[fmt].pil_name])
         width, height = im.size
         if width < 1 or height < 1:
@@ -120,31 +115,63 @@ def open_source(
         if max_pixels is not None:
             check_pixels(width, height, 1, max_pixels)
         check_structure(fmt, data, im)
-        frames = 1
-        if fmt == "gif":
-            # Walked once, bounded: Pillow's count seeks frame by frame (11 s for 700,000).
-            bound = max_pixels // (width * height) if max_pixels is not None else 1 << 62
-            frames = gif_frames(data, bound)
-            if frames > bound:
-                raise TooManyPixels(
-                    f"image declares over {bound * width * height:,} pixels ({width}x{height} "
-                    f"in {frames} frames or more); the limit is {max_pixels:,}"
-                )
-        elif count_frames:
-            frames = int(getattr(im, "n_frames", 1) or 1)
+        frames = _frame_count(fmt, data, im, max_pixels, count_frames=count_frames)
         if max_pixels is not None:
             check_pixels(width, height, frames, max_pixels)
         if frames > 1 and fmt != "gif":
             im.seek(0)
+    return im, fmt, frames
+
+
+def _supported_format(data: bytes | bytearray) -> str:
+    """The sniffed format of ``data``, when this build can decode it (else 415)."""
+    fmt = sniff_format(data[:64])
+    if fmt is None:
+        raise UnsupportedFormat(
+            "unsupported image format: expected JPEG, PNG, WebP, AVIF, GIF, TIFF or BMP"
+        )
+    if fmt == "avif" and avif_codec() is None:
+        raise UnsupportedFormat("AVIF is not supported by this build (no AVIF decoder)")
+    return fmt
+
+
+def _frame_count(
+    fmt: str,
+    data: bytes | bytearray,
+    im: Image.Image,
+    max_pixels: int | None,
+    *,
+    count_frames: bool,
+) -> int:
+    """The frames of a GIF (counted up to what the pixel limit allows), of another format
+    when ``count_frames`` is on, else 1."""
+    if fmt == "gif":
+        width, height = im.size
+        # Walked once, bounded: Pillow's count seeks frame by frame (11 s for 700,000).
+        bound = max_pixels // (width * height) if max_pixels is not None else 1 << 62
+        frames = gif_frames(data, bound)
+        if frames > bound:
+            raise TooManyPixels(
+                f"image declares over {bound * width * height:,} pixels ({width}x{height} "
+                f"in {frames} frames or more); the limit is {max_pixels:,}"
+            )
+        return frames
+    return int(getattr(im, "n_frames", 1) or 1) if count_frames else 1
+
+
+@contextmanager
+def _as_image_errors(fmt: str, max_pixels: int | None, out_of_memory: str) -> Iterator[None]:
+    """Turn whatever the image library raises into ``TooManyPixels`` or ``CorruptImage``."""
+    try:
+        yield
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _bomb(exc, max_pixels) from None
     except MemoryError:
-        raise TooManyPixels("image header declares more data than can be held") from None
+        raise TooManyPixels(out_of_memory) from None
     except Exception as exc:
         raise _corrupt(fmt, exc) from None
-    return im, fmt, frames
 
 
 def _orientation(im: Image.Image) -> int:
@@ -229,15 +256,20 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, by
         return im, icc if space == "RGB" else None
     if mode in ("L", "LA"):
         return im, icc if space == "GRAY" else None
-    if mode == "CMYK":
-        return to_srgb(im, icc if space == "CMYK" else None), None
-    if mode == "LAB":
-        return to_srgb(im, None), None
+    if mode in ("CMYK", "LAB"):
+        return to_srgb(im, icc if mode == "CMYK" and space == "CMYK" else None), None
+    return _convert_other_mode(im, icc, space)
+
+
+def _convert_other_mode(
+    im: Image.Image, icc: bytes | None, space: str | None
+) -> tuple[Image.Image, bytes | None]:
+    """Palette, 1-bit, 16/32-bit integer, float, premultiplied and other modes to a working
+    mode; the profile is kept only where it still describes the pixels."""
+    mode = im.mode
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or im.has_transparency_data
         return im.convert("RGBA" if has_alpha else "RGB"), icc if space == "RGB" else None
-    if mode == "1":
-        return im.convert("L"), None
     if mode.startswith("I;16") or mode == "I":
         # 16-bit greyscale: scale 0..65535 to 0..255 (convert() alone would clip at 255).
         wide = im if mode == "I" else im.convert("I")
@@ -246,7 +278,7 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, by
         return im.convert(mode[:-1] + "A"), icc
     if mode in ("RGBX", "YCbCr", "HSV"):
         return im.convert("RGB"), icc if space == "RGB" else None
-    if mode == "F":
+    if mode in ("1", "F"):
         return im.convert("L"), None
     return im.convert("RGBA" if "A" in im.getbands() else "RGB"), None
 
@@ -285,7 +317,7 @@ def decode(
     large. The caller plans one only when its pipeline starts by shrinking.
     """
     im, fmt, _frames = open_source(data, max_pixels, count_frames=False)
-    try:
+    with _as_image_errors(fmt, max_pixels, "image needs more memory to decode than can be held"):
         if fmt != "jpeg":
             # Pixels first: reading a PNG's EXIF loads the image, and a decode error raised
             # there (and swallowed as "malformed EXIF") would leave a half-decoded image that
@@ -305,12 +337,4 @@ def decode(
         if transpose is not None:
             image = image.transpose(transpose)
         image, icc = _normalise_mode(image, icc if isinstance(icc, bytes) else None)
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _bomb(exc, max_pixels) from None
-    except MemoryError:
-        raise TooManyPixels("image needs more memory to decode than can be held") from None
-    except Exception as exc:
-        raise _corrupt(fmt, exc) from None
     return Decoded(image, fmt, source_size, exif, xmp, icc)

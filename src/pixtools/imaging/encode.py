@@ -231,13 +231,17 @@ def encoder_options(fmt: str, params: Convert | None) -> dict[str, Any]:
             "subsampling": "4:4:4" if q >= 90 else "4:2:0",
         }
     if fmt == "webp":
-        if lossless:
-            return {"lossless": True, "quality": 80, "method": WEBP_METHOD, "exact": False}
-        return {"quality": quality or DEFAULT_QUALITY["webp"], "method": WEBP_METHOD}
+        return (
+            {"lossless": True, "quality": 80, "method": WEBP_METHOD, "exact": False}
+            if lossless
+            else {"quality": quality or DEFAULT_QUALITY["webp"], "method": WEBP_METHOD}
+        )
     if fmt == "avif":
-        if lossless:
-            return {"quality": 100, "subsampling": "4:4:4", "speed": AVIF_SPEED, "range": "full"}
-        return {"quality": quality or DEFAULT_QUALITY["avif"], "speed": AVIF_SPEED}
+        return (
+            {"quality": 100, "subsampling": "4:4:4", "speed": AVIF_SPEED, "range": "full"}
+            if lossless
+            else {"quality": quality or DEFAULT_QUALITY["avif"], "speed": AVIF_SPEED}
+        )
     if fmt == "png":
         return {"compress_level": PNG_COMPRESS_LEVEL, "optimize": False}
     if fmt == "tiff":

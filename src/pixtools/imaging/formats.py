@@ -54,23 +54,39 @@ def _is_avif(head: bytes | bytearray) -> bool:
     return any(brand in _AVIF_BRANDS for brand in compatible)
 
 
-def sniff_format(head: bytes | bytearray) -> str | None:
-    """Our format name (``"jpeg"``...) from the first bytes (32 are enough), or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if len(head) >= 12 and head[0:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
-        return "tiff"
-    if (
+def _is_webp(head: bytes | bytearray) -> bool:
+    return len(head) >= 12 and head[0:4] == b"RIFF" and head[8:12] == b"WEBP"
+
+
+def _is_bmp(head: bytes | bytearray) -> bool:
+    return (
         len(head) >= 18
         and head[0:2] == b"BM"
         and int.from_bytes(head[14:18], "little") in _BMP_DIB_SIZES
-    ):
+    )
+
+
+# The formats a fixed prefix of the file identifies: that prefix and the format.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+)
+
+
+def sniff_format(head: bytes | bytearray) -> str | None:
+    """Our format name (``"jpeg"``...) from the first bytes (32 are enough), or None."""
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if _is_webp(head):
+        return "webp"
+    if _is_bmp(head):
         return "bmp"
     if _is_avif(head):
         return "avif"

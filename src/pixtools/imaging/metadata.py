@@ -57,9 +57,7 @@ def _json_value(value: Any) -> Any:
     """A JSON-safe form of an EXIF value, or None to leave it out."""
     if isinstance(value, TiffImagePlugin.IFDRational):
         return None if value.denominator == 0 else _number(float(value))
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
+    if isinstance(value, int | float):  # bool too: ``_number`` returns an int as it is
         return _number(value)
     if isinstance(value, str):
         text = value.replace("\x00", "").strip()

@@ -36,8 +36,30 @@ def _corrupt(fmt: str, what: str) -> CorruptImage:
 def _jpeg(data: bytes | bytearray) -> None:
     """Segments from SOI to the first SOS lie inside the file; an EOI follows the scan data;
     the scan data is not shorter than the declared size needs."""
+    pos, sof = _jpeg_headers(data)
+    # Scan data: a real marker inside it is FF followed by neither 00 (a stuffed byte) nor
+    # D0..D7 (restart). The image must end with EOI; bytes after it (padding, camera
+    # trailers, MPF's further images) are tolerated.
+    eoi = data.rfind(b"\xff\xd9", pos)
+    if eoi < 0:
+        raise _corrupt("jpeg", "no end-of-image marker (the file is cut short)")
+    if sof is not None and sof[0] in _HUFFMAN_SOF:
+        _marker, width, height = sof
+        blocks = -(-width // 8) * -(-height // 8)
+        need = blocks * _MIN_BITS_PER_BLOCK // 8
+        if eoi - pos < need:
+            raise _corrupt(
+                "jpeg",
+                f"{eoi - pos:,} bytes of image data cannot hold the declared "
+                f"{width}x{height} pixels (the file is cut short)",
+            )
+
+
+def _jpeg_headers(data: bytes | bytearray) -> tuple[int, tuple[int, int, int] | None]:
+    """Walk the segments from SOI through the first SOS: where the scan data starts, and the
+    last frame header's marker, width and height (None without one)."""
     pos, end = 2, len(data)
-    sof: tuple[int, int, int] | None = None  # marker, width, height
+    sof: tuple[int, int, int] | None = None
     while True:
         if pos < end and data[pos] != 0xFF:
             # Stray bytes between segments: libjpeg skips to the next marker, so do we.
@@ -63,23 +85,7 @@ def _jpeg(data: bytes | bytearray) -> None:
             sof = (marker, width, height)
         pos += 2 + length
         if marker == 0xDA:
-            break
-    # Scan data: a real marker inside it is FF followed by neither 00 (a stuffed byte) nor
-    # D0..D7 (restart). The image must end with EOI; bytes after it (padding, camera
-    # trailers, MPF's further images) are tolerated.
-    eoi = data.rfind(b"\xff\xd9", pos)
-    if eoi < 0:
-        raise _corrupt("jpeg", "no end-of-image marker (the file is cut short)")
-    if sof is not None and sof[0] in _HUFFMAN_SOF:
-        _marker, width, height = sof
-        blocks = -(-width // 8) * -(-height // 8)
-        need = blocks * _MIN_BITS_PER_BLOCK // 8
-        if eoi - pos < need:
-            raise _corrupt(
-                "jpeg",
-                f"{eoi - pos:,} bytes of image data cannot hold the declared "
-                f"{width}x{height} pixels (the file is cut short)",
-            )
+            return pos, sof
 
 
 def _png(data: bytes | bytearray) -> None:

@@ -57,6 +57,16 @@ class Face:
     landmarks: tuple[tuple[float, float], ...]  # left eye, right eye, nose, mouth corners
 
 
+@dataclass(frozen=True, slots=True)
+class _Maps:
+    """CenterFace's outputs for one image, per 4x4 cell of its input."""
+
+    heatmap: npt.NDArray[np.float32]  # (h, w) face-centre score
+    sizes: npt.NDArray[np.float32]  # (2, h, w) log height, width
+    offsets: npt.NDArray[np.float32]  # (2, h, w) centre offset y, x
+    landmarks: npt.NDArray[np.float32]  # (10, h, w) (y, x) x 5, relative to the box
+
+
 def detect(img: Image.Image, min_score: float = 0.5) -> list[Face]:
     """Faces in ``img`` with score >= ``min_score``, best first."""
     model = load(CENTERFACE)
@@ -66,9 +76,8 @@ def detect(img: Image.Image, min_score: float = 0.5) -> list[Face]:
     blob = pixels.planar(small, size=(_ceil32(w), _ceil32(h)))
 
     heatmap, sizes, offsets, landmarks = model.run({model.input_names[0]: blob})
-    boxes, scores, points = _decode(
-        heatmap[0, 0], sizes[0], offsets[0], landmarks[0], max(min_score, SCORE_FLOOR), (w, h)
-    )
+    maps = _Maps(heatmap[0, 0], sizes[0], offsets[0], landmarks[0])
+    boxes, scores, points = _decode(maps, max(min_score, SCORE_FLOOR), (w, h))
     # One detector pixel is `factor` source pixels (reduce() averages factor x factor blocks).
     boxes = np.minimum(boxes * factor, [width, height, width, height])
     points = points * factor
@@ -87,14 +96,10 @@ def _ceil32(n: int) -> int:
 
 
 def _decode(
-    heatmap: npt.NDArray[np.float32],
-    sizes: npt.NDArray[np.float32],
-    offsets: npt.NDArray[np.float32],
-    landmarks: npt.NDArray[np.float32],
-    threshold: float,
-    size: tuple[int, int],
+    maps: _Maps, threshold: float, size: tuple[int, int]
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Boxes (n x 4), scores (n) and landmarks (n x 5 x 2) after non-maximum suppression."""
+    heatmap, sizes, offsets, landmarks = maps.heatmap, maps.sizes, maps.offsets, maps.landmarks
     ys, xs = np.nonzero(heatmap > threshold)
     scores = heatmap[ys, xs]
     if len(scores) > MAX_CANDIDATES:

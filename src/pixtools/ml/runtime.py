@@ -51,6 +51,7 @@ class ModelFile:
     shapes: Mapping[str, Sequence[Dim]] = field(default_factory=dict)
 
     def path(self) -> Path:
+        """The model file on disk; ``MLUnavailableError`` when its package is missing."""
         try:
             ref = resources.files(self.package).joinpath(self.resource)
         except ModuleNotFoundError as exc:

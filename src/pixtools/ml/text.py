@@ -69,6 +69,7 @@ class TextLine:
 
     @property
     def box(self) -> tuple[float, float, float, float]:
+        """The axis-aligned bounding box of ``quad``: x0, y0, x1, y1."""
         xs = [p[0] for p in self.quad]
         ys = [p[1] for p in self.quad]
         return (min(xs), min(ys), max(xs), max(ys))

@@ -14,7 +14,10 @@ _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, extras and trace ids."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line (its traceback, if any, under ``exc``)."""
         entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,

@@ -94,6 +94,8 @@ def job_finished(status: str, created_at: datetime, finished_at: datetime) -> No
 
 
 class ApiMetrics:
+    """The API process's own registry: HTTP traffic, submissions, outbox and Pillow build."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -133,8 +135,8 @@ class ApiMetrics:
         )
 
     def render(self) -> bytes:
-        # The default registry adds the process's CPU and memory and, in embedded mode, the
-        # work metrics of the in-process workers.
+        """The exposition text of this registry, then of the default one (the process's CPU
+        and memory and, in embedded mode, the work metrics of the in-process workers)."""
         return generate_latest(self.registry) + generate_latest(REGISTRY)
 
     async def refresh_outbox(self, db: Database) -> None:

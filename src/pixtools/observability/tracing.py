@@ -62,6 +62,7 @@ def configure_tracing(default_service: str) -> None:
 
 
 def tracer() -> trace.Tracer:
+    """PixTools' tracer, from whichever provider is installed."""
     return trace.get_tracer(TRACER_NAME)
 
 

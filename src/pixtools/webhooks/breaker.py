@@ -14,12 +14,15 @@ from pixtools.store.cache import Cache
 
 
 def destination(url: str) -> str:
+    """The breaker's key for ``url``: scheme, host and port (the default port when none)."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
 class CircuitBreaker:
+    """Open, half-open and closed per destination, counted in the shared cache."""
+
     def __init__(self, cache: Cache, *, threshold: int, reset_timeout: float) -> None:
         self.cache = cache
         self.threshold = threshold

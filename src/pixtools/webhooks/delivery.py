@@ -16,6 +16,7 @@ from pixtools.backoff import backoff
 from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
+from pixtools.settings import Settings
 from pixtools.store.webhooks import Outcome, WebhookRepository
 from pixtools.views import job_out
 from pixtools.webhooks.breaker import CircuitBreaker, destination
@@ -35,6 +36,7 @@ def pinned_url(url: str, address: str) -> tuple[str, str]:
 
 
 async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
+    """Make one delivery attempt of a job's terminal-state webhook and record its outcome."""
     settings = svc.settings
     repo = WebhookRepository(svc.db)
     record = await svc.jobs.get(job_id)
@@ -76,6 +78,36 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
     }
 
     started = time.perf_counter()
+    status_code, error = await _post(url, body, headers, settings)
+    elapsed = time.perf_counter() - started
+    duration_ms = round(elapsed * 1000, 2)
+    WEBHOOK_SECONDS.observe(elapsed)
+
+    if error is None:
+        if await breaker.success(dest):
+            WEBHOOK_BREAKER.labels("closed").inc()
+        outcome: Outcome = "delivered"
+        delay = 0.0
+    else:
+        if await breaker.failure(dest):
+            WEBHOOK_BREAKER.labels("open").inc()
+        outcome, delay = _after_failure(job_id, job.webhook_attempts + 1, error, settings)
+    await repo.record(
+        job_id,
+        delivery_id,
+        status_code=status_code,
+        error=error,
+        duration_ms=duration_ms,
+        outcome=outcome,
+        retry_in=delay,
+    )
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+async def _post(
+    url: str, body: bytes, headers: dict[str, str], settings: Settings
+) -> tuple[int | None, str | None]:
+    """POST ``body`` to the checked address of ``url``: the status code and the error, if any."""
     status_code: int | None = None
     error: str | None = None
     try:
@@ -94,37 +126,17 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
         error = f"refused: {exc}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-    elapsed = time.perf_counter() - started
-    duration_ms = round(elapsed * 1000, 2)
-    WEBHOOK_SECONDS.observe(elapsed)
+    return status_code, error
 
-    outcome: Outcome
-    delay = 0.0
-    if error is None:
-        if await breaker.success(dest):
-            WEBHOOK_BREAKER.labels("closed").inc()
-        outcome = "delivered"
-    else:
-        if await breaker.failure(dest):
-            WEBHOOK_BREAKER.labels("open").inc()
-        attempts_so_far = job.webhook_attempts + 1
-        # A refused (non-public) destination cannot get better by waiting.
-        if error.startswith("refused:") or attempts_so_far >= settings.webhook_max_attempts:
-            outcome = "failed"
-            log.warning("webhook for job %s failed for good: %s", job_id, error)
-        else:
-            outcome = "retry"
-            delay = backoff(
-                attempts_so_far, settings.webhook_backoff_base, settings.webhook_backoff_cap
-            )
-            log.info("webhook for job %s failed (%s); retry in %.1f s", job_id, error, delay)
-    await repo.record(
-        job_id,
-        delivery_id,
-        status_code=status_code,
-        error=error,
-        duration_ms=duration_ms,
-        outcome=outcome,
-        retry_in=delay,
-    )
-    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+def _after_failure(
+    job_id: uuid.UUID, attempts_so_far: int, error: str, settings: Settings
+) -> tuple[Outcome, float]:
+    """A failed attempt's outcome (``failed`` for good, or ``retry``) and the retry delay."""
+    # A refused (non-public) destination cannot get better by waiting.
+    if error.startswith("refused:") or attempts_so_far >= settings.webhook_max_attempts:
+        log.warning("webhook for job %s failed for good: %s", job_id, error)
+        return "failed", 0.0
+    delay = backoff(attempts_so_far, settings.webhook_backoff_base, settings.webhook_backoff_cap)
+    log.info("webhook for job %s failed (%s); retry in %.1f s", job_id, error, delay)
+    return "retry", delay

@@ -17,6 +17,7 @@ class UnsafeWebhookUrl(ValueError):
 
 
 def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Is ``ip`` (or the IPv4 address it maps) a global unicast address?"""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return not (
@@ -58,4 +59,5 @@ async def resolve_public(url: str, *, allow_private: bool = False) -> list[str]:
 
 
 async def check_webhook_destination(url: str) -> None:
+    """The submit-time check: raise ``UnsafeWebhookUrl`` unless ``url`` resolves publicly."""
     await resolve_public(url)

@@ -8,6 +8,7 @@ import time
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The ``PixTools-Signature`` header value for ``body`` at ``timestamp`` (default: now)."""
     t = int(time.time()) if timestamp is None else timestamp
     mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"

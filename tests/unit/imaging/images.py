@@ -62,14 +62,12 @@ def encode(im: Image.Image, fmt: str, **options: Any) -> bytes:
     return out.getvalue()
 
 
-def exif_rotated_jpeg(upright: Image.Image, orientation: int, **exif_tags: Any) -> bytes:
+def exif_rotated_jpeg(upright: Image.Image, orientation: int) -> bytes:
     """A JPEG whose pixels are stored so that EXIF ``orientation`` displays ``upright``."""
     transpose = STORED_FOR_ORIENTATION[orientation]
     stored = upright.transpose(transpose) if transpose is not None else upright
     exif = Image.Exif()
     exif[0x0112] = orientation
-    for tag, value in exif_tags.items():
-        exif[int(tag, 16) if isinstance(tag, str) and tag.startswith("0x") else tag] = value
     return encode(stored, "JPEG", quality=95, exif=exif)
 
 

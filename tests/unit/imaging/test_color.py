@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from pixtools.imaging import render_output
-from pixtools.jobspec.ops import Convert, Grayscale, Resize
+from pixtools.jobspec.ops import Convert, Grayscale, OutputFormat, Resize
 
 from .conftest import MAX_PIXELS
 from .images import (
@@ -54,9 +54,9 @@ def cmyk_swatches() -> Image.Image:
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
-def test_cmyk_jpeg_without_profile_converts_to_the_right_rgb(fmt: str) -> None:
+def test_cmyk_jpeg_without_profile_converts_to_the_right_rgb(fmt: OutputFormat) -> None:
     data = encode(cmyk_swatches(), "JPEG", quality=100)  # Adobe-style inverted CMYK
-    im = rendered(data, Convert(format=fmt))  # type: ignore[arg-type]
+    im = rendered(data, Convert(format=fmt))
     assert im.mode == "RGB"
     assert "icc_profile" not in im.info
     tol = 6 if fmt == "png" else 24
@@ -68,7 +68,7 @@ def test_cmyk_jpeg_with_profile_is_converted_through_the_profile() -> None:
     profile = process_cmyk_profile()
     swatches = cmyk_swatches()
     data = encode(swatches, "JPEG", quality=100, icc_profile=profile)
-    im = rendered(data, Convert(format="png"))  # type: ignore[arg-type]
+    im = rendered(data, Convert(format="png"))
     assert im.mode == "RGB" and "icc_profile" not in im.info  # sRGB, untagged
     reference = ImageCms.profileToProfile(
         swatches,
@@ -91,7 +91,7 @@ def test_rgb_profile_is_kept_in_formats_that_carry_one() -> None:
     profile = swapped_rgb_profile()
     data = encode(Image.new("RGB", (32, 32), (255, 0, 0)), "PNG", icc_profile=profile)
     for fmt in ("png", "jpeg", "webp", "avif", "tiff"):
-        im = rendered(data, Resize(width=16), Convert(format=fmt))  # type: ignore[arg-type]
+        im = rendered(data, Resize(width=16), Convert(format=fmt))
         assert im.info.get("icc_profile") == profile, fmt
         assert near(im.getpixel((8, 8)), (255, 0, 0), 30), fmt  # pixels untouched
 
@@ -112,21 +112,21 @@ def test_rgb_profile_is_converted_to_srgb_where_the_format_has_none(fmt: str) ->
 
 def test_grayscale_of_profiled_rgb_drops_the_rgb_profile() -> None:
     data = encode(Image.new("RGB", (16, 16), (0, 0, 255)), "PNG", icc_profile=swapped_rgb_profile())
-    im = rendered(data, Grayscale(), Convert(format="png"))  # type: ignore[arg-type]
+    im = rendered(data, Grayscale(), Convert(format="png"))
     assert im.mode == "L" and "icc_profile" not in im.info
 
 
 def test_grey_profile_kept_for_grey_images_and_dropped_when_mismatched() -> None:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     data = encode(Image.new("L", (16, 16), 100), "PNG", icc_profile=srgb)
-    im = rendered(data, Convert(format="png"))  # type: ignore[arg-type]
+    im = rendered(data, Convert(format="png"))
     assert "icc_profile" not in im.info  # an RGB profile cannot describe L pixels
 
 
 def test_16_bit_greyscale_png_is_scaled_not_clipped() -> None:
     row = b"".join(v.to_bytes(2, "little") for v in [32768] * 8 + [65535] * 8)
     im16 = Image.frombytes("I;16", (16, 16), row * 16)
-    im = rendered(encode(im16, "PNG"), Convert(format="png"))  # type: ignore[arg-type]
+    im = rendered(encode(im16, "PNG"), Convert(format="png"))
     assert im.mode == "L"
     assert abs(im.getpixel((2, 2)) - 128) <= 1  # type: ignore[operator]
     assert im.getpixel((12, 2)) == 255
@@ -137,7 +137,7 @@ def test_16_bit_rgb_sources(make: Callable[[int, int, tuple[int, int, int]], byt
     data = make(8, 8, (65535, 0, 32896))
     with Image.open(io.BytesIO(data)) as check:
         assert check.format in ("PNG", "TIFF")
-    im = rendered(data, Convert(format="png"))  # type: ignore[arg-type]
+    im = rendered(data, Convert(format="png"))
     assert im.mode == "RGB"
     assert near(im.getpixel((4, 4)), (255, 0, 128), 1)
 
@@ -151,7 +151,7 @@ def test_palette_with_transparency_keeps_alpha_in_png_and_flattens_in_jpeg() -> 
     png = rendered(data)
     assert png.mode == "RGBA"
     assert png.getpixel((2, 2))[3] == 0 and png.getpixel((12, 2)) == (255, 0, 0, 255)  # type: ignore[index]
-    jpeg = rendered(data, Convert(format="jpeg"))  # type: ignore[arg-type]
+    jpeg = rendered(data, Convert(format="jpeg"))
     assert jpeg.mode == "RGB"
     assert near(jpeg.getpixel((2, 2)), (255, 255, 255), 8)  # flattened on white
     assert near(jpeg.getpixel((13, 8)), (255, 0, 0), 40)
@@ -161,11 +161,11 @@ def test_palette_with_transparency_keeps_alpha_in_png_and_flattens_in_jpeg() -> 
     ("mode", "fmt"),
     [("LA", "png"), ("RGBA", "webp"), ("RGBA", "avif"), ("LA", "jpeg"), ("RGBA", "gif")],
 )
-def test_alpha_sources(mode: str, fmt: str) -> None:
+def test_alpha_sources(mode: str, fmt: OutputFormat) -> None:
     src = Image.new("RGBA", (32, 32), (0, 128, 0, 0))
     src.paste((0, 128, 0, 255), (16, 0, 32, 32))
     data = encode(src.convert(mode), "PNG")
-    im = rendered(data, Convert(format=fmt))  # type: ignore[arg-type]
+    im = rendered(data, Convert(format=fmt))
     if fmt == "jpeg":
         assert im.mode == "L"
         assert im.getpixel((4, 4)) >= 245  # type: ignore[operator]
@@ -177,12 +177,12 @@ def test_alpha_sources(mode: str, fmt: str) -> None:
 
 def test_fully_opaque_alpha_is_dropped() -> None:
     data = encode(Image.new("RGBA", (16, 16), (1, 2, 3, 255)), "PNG")
-    assert rendered(data, Convert(format="webp")).mode == "RGB"  # type: ignore[arg-type]
+    assert rendered(data, Convert(format="webp")).mode == "RGB"
 
 
 def test_gif_source_takes_its_first_frame() -> None:
     frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
-    im = rendered(data, Convert(format="png"))  # type: ignore[arg-type]
+    im = rendered(data, Convert(format="png"))
     assert getattr(im, "n_frames", 1) == 1
     assert near(im.convert("RGB").getpixel((5, 5)), (255, 0, 0), 4)

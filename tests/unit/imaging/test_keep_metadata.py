@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, PngImagePlugin, TiffImagePlugin
 
 from pixtools.imaging import render_output
-from pixtools.jobspec.ops import Convert, KeepMetadata, Resize
+from pixtools.jobspec.ops import Convert, KeepMetadata, OutputFormat, Resize
 
 from .conftest import MAX_PIXELS
 from .images import photo
@@ -55,7 +55,7 @@ def test_a_cmyk_tiff_with_metadata_gives_a_readable_file() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "tiff"])
-def test_a_tiff_source_gives_no_layout_tags_to_other_formats(fmt: str) -> None:
+def test_a_tiff_source_gives_no_layout_tags_to_other_formats(fmt: OutputFormat) -> None:
     out = render_output(
         _tiff(photo((64, 48))), [KeepMetadata(), Convert(format=fmt)], max_pixels=MAX_PIXELS
     )
@@ -73,7 +73,7 @@ def _raw_exif(entries: list[tuple[int, int, int, bytes]]) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "tiff"])
-def test_a_resolution_stored_as_text_is_dropped_and_the_rest_kept(fmt: str) -> None:
+def test_a_resolution_stored_as_text_is_dropped_and_the_rest_kept(fmt: OutputFormat) -> None:
     exif = _raw_exif(
         [
             (0x010F, 2, 4, b"Cnn\x00"),  # Make

@@ -12,7 +12,7 @@ from PIL import ExifTags, Image, ImageCms
 from PIL.TiffImagePlugin import IFDRational
 
 from pixtools.imaging import extract_metadata, render_output
-from pixtools.jobspec.ops import Convert, KeepMetadata, Resize
+from pixtools.jobspec.ops import Convert, KeepMetadata, OutputFormat, Resize
 
 from .conftest import MAX_PIXELS
 from .images import encode, photo
@@ -111,11 +111,11 @@ def _reopened(data: bytes | None) -> Image.Image:
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif", "tiff"])
-def test_outputs_carry_no_exif_xmp_or_gps_by_default(camera_jpeg: bytes, fmt: str) -> None:
+def test_outputs_carry_no_exif_xmp_or_gps_by_default(camera_jpeg: bytes, fmt: OutputFormat) -> None:
     out = render_output(
         camera_jpeg,
         [Resize(width=48), Convert(format=fmt)],
-        max_pixels=MAX_PIXELS,  # type: ignore[arg-type]
+        max_pixels=MAX_PIXELS,
     )
     im = _reopened(out.data)
     tags = set(im.getexif())  # a TIFF's own structural tags are its "EXIF" too
@@ -128,10 +128,12 @@ def test_outputs_carry_no_exif_xmp_or_gps_by_default(camera_jpeg: bytes, fmt: st
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif", "tiff"])
-def test_keep_metadata_copies_exif_with_orientation_reset(camera_jpeg: bytes, fmt: str) -> None:
+def test_keep_metadata_copies_exif_with_orientation_reset(
+    camera_jpeg: bytes, fmt: OutputFormat
+) -> None:
     out = render_output(
         camera_jpeg,
-        [KeepMetadata(), Resize(width=48), Convert(format=fmt)],  # type: ignore[arg-type]
+        [KeepMetadata(), Resize(width=48), Convert(format=fmt)],
         max_pixels=MAX_PIXELS,
     )
     im = _reopened(out.data)

@@ -38,7 +38,7 @@ def test_grayscale_goes_through_srgb_when_the_pixels_carry_a_profile() -> None:
     out = grayscale(im, Grayscale(), c)
     assert c.icc_profile is None
     # sRGB blue's luminance is far below red's.
-    assert out.getpixel((0, 0)) < im.convert("L").getpixel((0, 0))  # type: ignore[operator]
+    assert out.getpixel((0, 0)) < im.convert("L").getpixel((0, 0))
 
 
 def test_blur_lowers_variance() -> None:

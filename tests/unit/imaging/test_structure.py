@@ -10,7 +10,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 from pixtools.imaging import (
     CorruptImage,
@@ -90,6 +90,7 @@ def test_webp_whose_riff_size_exceeds_the_file_is_422() -> None:
 def test_tiff_whose_strips_lie_past_the_end_is_422() -> None:
     data = _valid("TIFF")
     im = Image.open(io.BytesIO(data))
+    assert isinstance(im, TiffImagePlugin.TiffImageFile)
     ifd_at = struct.unpack_from("<I", data, 4)[0]
     strip_end = max(o + c for o, c in zip(im.tag_v2[273], im.tag_v2[279], strict=True))
     assert ifd_at < strip_end == len(data)  # Pillow writes the directory, then the strips

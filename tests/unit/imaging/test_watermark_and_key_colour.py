@@ -14,7 +14,7 @@ from PIL import Image
 from pixtools.imaging import ImageError, OperationError, render_output
 from pixtools.imaging.ops.watermark import _text_box, fitted_size
 from pixtools.jobspec.job import SpecError, parse_spec
-from pixtools.jobspec.ops import Convert, Watermark
+from pixtools.jobspec.ops import Convert, OutputFormat, Watermark
 
 from .conftest import MAX_PIXELS
 from .images import encode
@@ -107,7 +107,9 @@ def _keyed(mode: str) -> bytes:
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
 @pytest.mark.parametrize("fmt", ["png", "webp", "avif", "gif", "tiff"])
-def test_a_transparent_key_colour_is_transparent_in_the_output(mode: str, fmt: str) -> None:
+def test_a_transparent_key_colour_is_transparent_in_the_output(
+    mode: str, fmt: OutputFormat
+) -> None:
     out = render_output(_keyed(mode), [Convert(format=fmt)], max_pixels=MAX_PIXELS)
     with Image.open(io.BytesIO(out.data or b"")) as im:
         rgba = im.convert("RGBA")

@@ -87,4 +87,6 @@ def test_ctc_merges_repeats_and_drops_blanks() -> None:
     steps = [1, 1, 0, 1, 2, 2, 0, 0, 3, 2]
     probs = np.full((len(steps), 4), 0.01, dtype=np.float32)
     probs[np.arange(len(steps)), steps] = 0.97
-    assert text.ctc_decode(probs, charset) == ("aab b", pytest.approx(0.97))
+    decoded, score = text.ctc_decode(probs, charset)
+    assert decoded == "aab b"
+    assert score == pytest.approx(0.97)

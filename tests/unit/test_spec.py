@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -122,7 +122,7 @@ def test_bad_specs_are_refused_naming_the_field(raw: str, field: str) -> None:
 
 
 def test_every_registered_op_is_in_the_step_union_and_back() -> None:
-    union_tags = {t.__struct_config__.tag for t in AnyStep.__args__}
+    union_tags = {t.__struct_config__.tag for t in get_args(AnyStep)}
     assert union_tags == set(OPS)
 
 

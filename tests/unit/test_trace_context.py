@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 from opentelemetry import trace
 
 from pixtools.messaging.broker import build_broker
@@ -16,6 +17,7 @@ PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 def test_the_span_continues_the_option_and_a_legacy_kwarg_is_taken_out() -> None:
     broker = build_broker("")
+    assert isinstance(broker, StubBroker)  # no RabbitMQ URL: the in-process broker
     seen: list[tuple[str, dict[str, Any]]] = []
 
     async def traced(job_id: str) -> None:

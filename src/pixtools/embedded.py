@@ -2,23 +2,22 @@
 
 With no broker configured, everything runs in one process: the API, the outbox relay,
 Dramatiq's in-process stub broker and its workers (threads of this process), on SQLite and a
-local folder store in the data folder. In services mode the same ``messaging`` runs only the
-relay, publishing to RabbitMQ for the worker processes.
+local folder store in the data folder. The API's lifespan runs the outbox relay in both modes
+(``pixtools.messaging.relay.relaying``); in embedded mode it hands the relay
+``in_process_workers`` to start on the relay's broker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import dramatiq
 import msgspec
 
-from pixtools.messaging.broker import build_broker
-from pixtools.messaging.relay import OutboxRelay
+from pixtools.messaging.relay import StartWorkers
 from pixtools.services import Services
 from pixtools.settings import Settings
 from pixtools.store.database import LocalSignals
@@ -66,25 +65,21 @@ def configure_ml_threads(settings: Settings) -> None:
     runtime.configure(settings.ml_threads)
 
 
-@contextlib.asynccontextmanager
-async def messaging(
-    settings: Settings, services: Services, signals: LocalSignals
-) -> AsyncIterator[OutboxRelay]:
-    """The API process's messaging for the block: the broker and the started outbox relay
-    (yielded), and in embedded mode the workers. All stopped at the end."""
-    broker = build_broker(settings.rabbitmq_url)
-    workers = start_workers(broker, services, signals) if settings.embedded else None
-    relay = OutboxRelay(services.db, broker, poll_seconds=settings.outbox_poll_seconds)
-    await relay.start()
-    try:
-        yield relay
-    finally:
-        await relay.stop()
-        if workers is not None:
+def in_process_workers(services: Services, signals: LocalSignals) -> StartWorkers:
+    """What the API's lifespan hands the relay in embedded mode: start the workers on the
+    relay's broker, and give back how to stop them."""
+
+    def start(broker: dramatiq.Broker) -> Callable[[], Awaitable[None]]:
+        workers = start_workers(broker, services, signals)
+
+        async def stop() -> None:
             # The workers' own adapters live on Dramatiq's event-loop thread, which stops
             # with them; their connections end with the process.
             await asyncio.to_thread(workers.stop)
-        broker.close()
+
+        return stop
+
+    return start
 
 
 def dev_settings(settings: Settings, say: Callable[[str], None] = print) -> Settings:

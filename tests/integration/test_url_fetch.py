@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pixtools.jobs.fetch import SourceFetchError, SourceFetchRefused, fetch_url
 from pixtools.settings import Settings
-from pixtools.worker.fetch import SourceFetchError, SourceFetchRefused, fetch_url
 from tests.e2e.test_sources_by_reference import Images, image_server
 
 __all__ = ["image_server"]  # the fixture, shared

@@ -10,9 +10,9 @@ from typing import Any, cast
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pixtools.jobs import fetch
+from pixtools.jobs.fetch import SharedSources, load_source
 from pixtools.store.objects import LocalObjectStore
-from pixtools.worker import fetch
-from pixtools.worker.fetch import SharedSources, load_source
 
 
 @given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 40)), max_size=60))

@@ -23,7 +23,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
-from pixtools import __version__, embedded
+from pixtools import __version__
 from pixtools.api.admin import AdminController
 from pixtools.api.auth import provide_admin, provide_principal
 from pixtools.api.catalogue import operations
@@ -40,6 +40,7 @@ from pixtools.api.middleware import (
 from pixtools.api.openapi import document_errors
 from pixtools.api.sources import create_upload
 from pixtools.api.waiters import JobWaiters
+from pixtools.messaging.relay import relaying
 from pixtools.observability.metrics import ApiMetrics
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
@@ -72,7 +73,12 @@ def create_app(settings: Settings) -> Litestar:
         services = build_services(settings, signals=signals)
         app.state.services = services
         try:
-            async with embedded.messaging(settings, services, signals) as relay:
+            workers = None
+            if settings.embedded:  # the workers run in this process, on the relay's broker
+                from pixtools.embedded import in_process_workers
+
+                workers = in_process_workers(services, signals)
+            async with relaying(settings, services, workers=workers) as relay:
                 app.state.relay = relay
                 async with _serving(app, services):
                     yield

@@ -17,11 +17,11 @@ from typing import Any
 
 from pixtools.backoff import backoff
 from pixtools.jobs.finalize import finalize_job
+from pixtools.jobs.previews import store_previews
 from pixtools.observability.tracing import continued
 from pixtools.services import Services
 from pixtools.store.jobs import Finished, Held, OutputDone
 from pixtools.store.objects import output_key
-from pixtools.worker.previews import store_previews
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,9 @@ async def _render_and_store(
     from msgspec import ValidationError
 
     from pixtools.imaging import ImageError, render_output
+    from pixtools.jobs.fetch import load_source
     from pixtools.jobspec.job import steps_from_builtins
     from pixtools.observability.metrics import OP_SECONDS
-    from pixtools.worker.fetch import load_source
 
     try:
         source = await load_source(svc, jid, source_key, source_url)

@@ -11,16 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
 
+from pixtools.messaging.broker import build_broker
 from pixtools.messaging.middleware import TRACEPARENT
+from pixtools.services import Services
+from pixtools.settings import Settings
 from pixtools.store.database import OUTBOX_CHANNEL, Database, Listener
 from pixtools.store.models import OutboxRow
 from pixtools.store.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
+
+#: Starts workers on a broker and gives back how to stop them (embedded mode).
+StartWorkers = Callable[[dramatiq.Broker], Callable[[], Awaitable[None]]]
 
 
 class OutboxRelay:
@@ -114,3 +121,23 @@ class OutboxRelay:
             timeout = self.poll_seconds if due is None else min(self.poll_seconds, max(due, 0.05))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+
+@contextlib.asynccontextmanager
+async def relaying(
+    settings: Settings, services: Services, *, workers: StartWorkers | None = None
+) -> AsyncIterator[OutboxRelay]:
+    """The API process's messaging for the block: the broker and the started outbox relay
+    (yielded), and the workers ``workers`` starts on that broker (embedded mode). All stopped
+    at the end."""
+    broker = build_broker(settings.rabbitmq_url)
+    stop_workers = workers(broker) if workers is not None else None
+    relay = OutboxRelay(services.db, broker, poll_seconds=settings.outbox_poll_seconds)
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.stop()
+        if stop_workers is not None:
+            await stop_workers()
+        broker.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,6 +40,25 @@ async def test_put_get_exists_delete(store: ObjectStore) -> None:
     assert not await store.exists("processed/j1/thumb.webp")
     with pytest.raises(ObjectNotFound):
         await store.get("processed/j1/thumb.webp")
+
+
+async def test_a_write_if_absent_keeps_the_first_complete_object(store: ObjectStore) -> None:
+    """A redo's write (``if_absent``) never replaces what an earlier attempt stored."""
+    key = "processed/j3/thumb.webp"
+    assert await store.put(key, b"first", "image/webp", if_absent=True) is True
+    assert await store.put(key, b"redo", "image/webp", if_absent=True) is False
+    assert await store.get(key) == b"first"
+    assert await store.put(key, b"plain", "image/webp") is True  # unconditional: overwrites
+    assert await store.get(key) == b"plain"
+
+
+async def test_concurrent_writes_if_absent_store_one_object(store: ObjectStore) -> None:
+    key = "previews/j4/source.webp"
+    wrote = await asyncio.gather(
+        *(store.put(key, f"w{i}".encode(), "image/webp", if_absent=True) for i in range(8))
+    )
+    assert wrote.count(True) == 1
+    assert await store.get(key) == f"w{wrote.index(True)}".encode()
 
 
 async def test_presigned_url_downloads_with_a_filename(store: ObjectStore) -> None:

@@ -14,21 +14,31 @@ log = logging.getLogger(__name__)
 
 
 async def store_previews(
-    svc: Services, jid: uuid.UUID, name: str, rendered: bytes | None, source: bytes
+    svc: Services,
+    jid: uuid.UUID,
+    name: str,
+    rendered: bytes | None,
+    source: bytes,
+    *,
+    redo: bool = False,
 ) -> None:
     """Best effort: a preview that cannot be made leaves the output as it is (the UI then
     shows a placeholder); it never fails the output. ``rendered`` is None for an analysis
-    output (it still makes the source's preview, on which the UI draws the result)."""
+    output (it still makes the source's preview, on which the UI draws the result). A
+    ``redo`` keeps the output's preview an earlier attempt stored; the source's preview is
+    written once, by whichever output gets there first."""
     from pixtools.imaging.preview import PREVIEW_CONTENT_TYPE, make_preview
 
     max_pixels = svc.settings.max_pixels
     try:
         if rendered is not None:
             data = await asyncio.to_thread(make_preview, rendered, max_pixels=max_pixels)
-            await svc.objects.put(output_preview_key(str(jid), name), data, PREVIEW_CONTENT_TYPE)
+            await svc.objects.put(
+                output_preview_key(str(jid), name), data, PREVIEW_CONTENT_TYPE, if_absent=redo
+            )
         key = source_preview_key(str(jid))
         if not await svc.objects.exists(key):  # the job's first output makes it
             data = await asyncio.to_thread(make_preview, source, max_pixels=max_pixels)
-            await svc.objects.put(key, data, PREVIEW_CONTENT_TYPE)
+            await svc.objects.put(key, data, PREVIEW_CONTENT_TYPE, if_absent=True)
     except Exception:
         log.warning("preview of %s/%s not made", jid, name, exc_info=True)

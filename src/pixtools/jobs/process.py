@@ -145,8 +145,10 @@ async def _render_and_store(
     if rendered.data is not None:
         assert rendered.extension and rendered.content_type
         key = output_key(str(jid), name, rendered.extension)
-        await svc.objects.put(key, rendered.data, rendered.content_type)
-    await store_previews(svc, jid, name, rendered.data, source)
+        # A redo (attempt > 1) keeps an object an earlier attempt completed before it died:
+        # the key is deterministic and the render the same, so every object is written once.
+        await svc.objects.put(key, rendered.data, rendered.content_type, if_absent=attempt > 1)
+    await store_previews(svc, jid, name, rendered.data, source, redo=attempt > 1)
     done = OutputDone(
         object_key=key,
         format=rendered.format,

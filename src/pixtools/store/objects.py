@@ -36,7 +36,14 @@ class ObjectStore(Protocol):
 
     kind: str
 
-    async def put(self, key: str, data: bytes | bytearray, content_type: str) -> None: ...
+    async def put(
+        self, key: str, data: bytes | bytearray, content_type: str, *, if_absent: bool = False
+    ) -> bool:
+        """Store ``data`` at ``key`` (atomically: readers see the old object or the new one).
+        With ``if_absent``, an object already at ``key`` is kept and nothing is written.
+        True if this call wrote the object."""
+        ...
+
     async def get(self, key: str) -> bytes: ...
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
@@ -72,21 +79,29 @@ class LocalObjectStore:
             raise ValueError(f"key escapes the store: {key!r}")
         return path
 
-    def _put(self, key: str, data: bytes | bytearray) -> None:
+    def _put(self, key: str, data: bytes | bytearray, if_absent: bool) -> bool:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
+            if not if_absent:
+                os.replace(tmp, path)
+                return True
+            try:
+                os.link(tmp, path)  # fails if the name exists: the first complete write wins
+            except FileExistsError:
+                return False
+            return True
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise
 
-    async def put(self, key: str, data: bytes | bytearray, content_type: str) -> None:
-        await asyncio.to_thread(self._put, key, data)
+    async def put(
+        self, key: str, data: bytes | bytearray, content_type: str, *, if_absent: bool = False
+    ) -> bool:
+        return await asyncio.to_thread(self._put, key, data, if_absent)
 
     async def get(self, key: str) -> bytes:
         try:
@@ -126,6 +141,10 @@ class LocalObjectStore:
 
     async def close(self) -> None:
         return None
+
+
+#: S3's answers to a conditional PUT (``If-None-Match: *``) when the key is taken.
+_ALREADY_WRITTEN = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class S3ObjectStore:
@@ -170,9 +189,21 @@ class S3ObjectStore:
                     self._stack = stack
         return self._client
 
-    async def put(self, key: str, data: bytes | bytearray, content_type: str) -> None:
+    async def put(
+        self, key: str, data: bytes | bytearray, content_type: str, *, if_absent: bool = False
+    ) -> bool:
         s3 = await self._s3()
-        await s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            await s3.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **condition
+            )
+        except s3.exceptions.ClientError as exc:
+            # 412: the object exists; 409: a conditional write of the same key is under way.
+            if if_absent and exc.response.get("Error", {}).get("Code") in _ALREADY_WRITTEN:
+                return False
+            raise
+        return True
 
     async def get(self, key: str) -> bytes:
         s3 = await self._s3()

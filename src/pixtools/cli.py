@@ -147,6 +147,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the API on the configured services; a database that cannot be used stops it at once."""
     settings = _settings()
     if settings.database_url and (problem := _database_problem(settings)) is not None:
         # Fail at once, before "startup complete": not an API that answers 500s.
@@ -241,6 +242,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """Migrate the database to ``revision``."""
     from pixtools.store.migrate import upgrade
 
     settings = _settings()
@@ -251,7 +253,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reconcile(args: argparse.Namespace) -> int:
+def cmd_reconcile(args: argparse.Namespace) -> int:  # noqa: ARG001  every subcommand takes the parsed arguments
+    """One reconciliation pass; prints its report as JSON."""
     from pixtools.maintenance.reconcile import reconcile_once
 
     settings = _settings()
@@ -260,7 +263,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cleanup(args: argparse.Namespace) -> int:
+def cmd_cleanup(args: argparse.Namespace) -> int:  # noqa: ARG001  every subcommand takes the parsed arguments
+    """One cleanup pass; prints its report as JSON."""
     from pixtools.maintenance.cleanup import cleanup_once
 
     settings = _settings()
@@ -270,6 +274,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys."""
     from pixtools.services import build_services
     from pixtools.store.keys import ApiKeyRepository
 
@@ -301,6 +306,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
+    """List, replay or purge dead letters."""
     from pixtools.maintenance import deadletters
 
     settings = _settings()
@@ -415,6 +421,7 @@ def _listen_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pixtools`` command line and its subcommands."""
     from pixtools import __version__
 
     p = argparse.ArgumentParser(
@@ -518,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a ``CliError`` becomes one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
     fn: Callable[[argparse.Namespace], int] = args.fn
     try:

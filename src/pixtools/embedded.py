@@ -30,9 +30,11 @@ class EmbeddedWorkers:
         self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
 
     def start(self) -> None:
+        """Start the worker threads."""
         self.worker.start()
 
     def stop(self) -> None:
+        """Stop the worker threads, waiting up to ten seconds for running messages."""
         self.worker.stop(timeout=10_000)
 
 

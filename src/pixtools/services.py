@@ -18,6 +18,8 @@ from pixtools.store.webhooks import WebhookRepository
 
 @dataclass(slots=True)
 class Services:
+    """What every use case works with: settings, database, repositories, objects and cache."""
+
     settings: Settings
     db: Database
     jobs: JobRepository
@@ -36,6 +38,7 @@ class Services:
         self.outbox = OutboxRepository(self.db)
 
     async def close(self) -> None:
+        """Close the object store, cache and database (the first two best effort)."""
         with contextlib.suppress(Exception):
             await self.objects.close()
         with contextlib.suppress(Exception):
@@ -44,6 +47,7 @@ class Services:
 
 
 def build_object_store(settings: Settings) -> ObjectStore:
+    """S3 when a bucket is set, else the local folder."""
     if settings.s3_bucket:
         return S3ObjectStore(
             settings.s3_bucket,

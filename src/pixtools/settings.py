@@ -211,6 +211,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     @property
     def effective_database_url(self) -> str:
+        """The database URL; the SQLite file in the data folder when none is set."""
         if self.database_url:
             return self.database_url
         path = Path(self.data_dir).resolve() / "pixtools.db"
@@ -218,6 +219,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     @property
     def effective_storage_dir(self) -> Path:
+        """The local object store's folder (``storage_dir``, or ``objects`` in the data folder)."""
         return Path(self.storage_dir or Path(self.data_dir) / "objects").resolve()
 
 

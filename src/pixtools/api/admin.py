@@ -25,6 +25,8 @@ QueueParam = Annotated[
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of a replay: the queue, and which of its dead letters (or ``all``)."""
+
     queue: Queue
     message_ids: list[str] | None = None
     all: bool = False
@@ -39,6 +41,8 @@ def _dead_letters(services: ServicesDep) -> DeadLetters:
 
 
 class AdminController(Controller):
+    """The dead-letter routes of both queues, behind an admin key."""
+
     path = "/api/v1/admin"
     tags = ["admin"]
     guards = [admin_only]  # authentication before parameter validation
@@ -47,10 +51,11 @@ class AdminController(Controller):
     async def list_dead_letters(
         self,
         services: ServicesDep,
-        admin: PrincipalDep,
+        admin: PrincipalDep,  # noqa: ARG002  resolving it asserts an admin caller
         queue: QueueParam,
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
+        """Up to ``limit`` dead letters of ``queue``, with why each failed when that was noted."""
         dlq = _dead_letters(services)
         items = await asyncio.to_thread(dlq.browse, queue, limit=limit)
         for item in items:
@@ -62,8 +67,12 @@ class AdminController(Controller):
 
     @post("/dead-letters/replay", status_code=200, summary="Replay dead-lettered messages")
     async def replay(
-        self, services: ServicesDep, admin: PrincipalDep, data: JSONBody[ReplayRequest]
+        self,
+        services: ServicesDep,
+        admin: PrincipalDep,  # noqa: ARG002  resolving it asserts an admin caller
+        data: JSONBody[ReplayRequest],
     ) -> dict[str, Any]:
+        """Put the named dead letters (or all of them) back on their queue."""
         if not data.all and not data.message_ids:
             raise HTTPException(
                 status_code=400,
@@ -77,8 +86,12 @@ class AdminController(Controller):
 
     @delete("/dead-letters", status_code=200, summary="Purge a dead-letter queue")
     async def purge(
-        self, services: ServicesDep, admin: PrincipalDep, queue: QueueParam
+        self,
+        services: ServicesDep,
+        admin: PrincipalDep,  # noqa: ARG002  resolving it asserts an admin caller
+        queue: QueueParam,
     ) -> dict[str, Any]:
+        """Drop every dead letter of ``queue``."""
         dlq = _dead_letters(services)
         purged = await asyncio.to_thread(dlq.purge, queue)
         return {"queue": queue, "purged": purged}

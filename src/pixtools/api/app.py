@@ -53,6 +53,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 @get("/openapi.json", include_in_schema=False, media_type=MediaType.JSON)
 async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The OpenAPI document, as the docs pages load it."""
     schema = request.app.openapi_schema.to_schema()
     return Response(JsonRenderPlugin.render_json(request, schema), media_type=MediaType.JSON)
 

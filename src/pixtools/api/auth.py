@@ -23,6 +23,8 @@ ANONYMOUS = "anonymous"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling: the key's id as owner (or ``anonymous``), and whether it is an admin key."""
+
     owner: str
     admin: bool = False
     authenticated: bool = False
@@ -65,12 +67,14 @@ async def resolve_principal(
 async def provide_principal(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Principal:
+    """The ``principal`` dependency: the caller, or 401."""
     return await resolve_principal(request, services)
 
 
 async def provide_admin(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Principal:
+    """The ``admin`` dependency: an admin caller, or 401/403."""
     return await _admin(request, services)
 
 

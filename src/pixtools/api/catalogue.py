@@ -48,6 +48,7 @@ def _param(field: msgspec.inspect.Field) -> dict[str, Any]:
 
 
 def describe(op: OpDef) -> dict[str, Any]:
+    """One op as the catalogue lists it: name, queue, kind, summary and params."""
     info = msgspec.inspect.type_info(op.params)
     assert isinstance(info, msgspec.inspect.StructType)
     return {
@@ -71,4 +72,5 @@ def _described(ops: tuple[OpDef, ...]) -> list[dict[str, Any]]:
 
 @get("/api/v1/operations", tags=["operations"], summary="The op catalogue")
 async def operations() -> list[dict[str, Any]]:
+    """Every op with its params, constraints and defaults."""
     return catalogue()

@@ -64,11 +64,13 @@ REDOC_PAGE = f"""<!doctype html>
 
 @get("/docs", include_in_schema=False, media_type=MediaType.HTML)
 async def swagger_page() -> Response[str]:
+    """Swagger UI over ``/openapi.json``."""
     return Response(SWAGGER_PAGE, media_type=MediaType.HTML)
 
 
 @get("/redoc", include_in_schema=False, media_type=MediaType.HTML)
 async def redoc_page() -> Response[str]:
+    """ReDoc over ``/openapi.json``."""
     return Response(REDOC_PAGE, media_type=MediaType.HTML)
 
 

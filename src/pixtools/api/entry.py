@@ -12,6 +12,7 @@ from pixtools.settings import Settings
 
 
 def app_from_env() -> Litestar:
+    """The app configured from the environment, with this process's logging and tracing."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     configure_tracing("pixtools-api")

@@ -32,10 +32,12 @@ STATUS: dict[Problem, int] = {
 
 
 def error_body(status: int, detail: str, extra: Any = None) -> dict[str, Any]:
+    """The error body every refusal carries."""
     return {"status_code": status, "detail": detail, "extra": extra}
 
 
 def error_json(status: int, detail: str, extra: Any = None) -> bytes:
+    """The error body as JSON bytes, for middleware that answers without Litestar."""
     return msgspec.json.encode(error_body(status, detail, extra))
 
 
@@ -44,12 +46,14 @@ def field_error(field: str, message: str, status: int = 400) -> HTTPException:
     return HTTPException(status_code=status, detail=f"{field}: {message}", extra={"field": field})
 
 
-def job_error(request: Request[Any, Any, Any], exc: JobError) -> Response[dict[str, Any]]:
+def job_error(request: Request[Any, Any, Any], exc: JobError) -> Response[dict[str, Any]]:  # noqa: ARG001  Litestar's exception-handler signature
+    """A use case's refusal, answered with its problem's status."""
     status = STATUS[exc.problem]
     return Response(error_body(status, exc.detail, exc.extra), status_code=status)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    """Litestar's own refusals (and ours from request parsing) in the common body."""
     if exc.status_code >= 500 and exc.status_code != 503:
         log.error("server error on %s %s: %s", request.method, request.url.path, exc.detail)
     return Response(

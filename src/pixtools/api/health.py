@@ -30,9 +30,7 @@ async def _timed(check: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-def _broker_check(
-    request: Request[Any, Any, Any], services: ServicesDep
-) -> Callable[[], Awaitable[None]]:
+def _broker_check(services: ServicesDep) -> Callable[[], Awaitable[None]]:
     url = services.settings.rabbitmq_url
 
     async def check() -> None:
@@ -54,12 +52,10 @@ def _broker_check(
     return check
 
 
-async def _checks(
-    request: Request[Any, Any, Any], services: ServicesDep, *, deep: bool
-) -> dict[str, dict[str, Any]]:
+async def _checks(services: ServicesDep, *, deep: bool) -> dict[str, dict[str, Any]]:
     checks: dict[str, Callable[[], Awaitable[None]]] = {
         "database": services.db.ping,
-        "broker": _broker_check(request, services),
+        "broker": _broker_check(services),
         "cache": services.cache.ping,
     }
     if deep:
@@ -70,14 +66,14 @@ async def _checks(
 
 @get("/livez", include_in_schema=True, tags=["health"], summary="The process is alive")
 async def livez() -> dict[str, str]:
+    """Always ok while the process serves requests."""
     return {"status": "ok"}
 
 
 @get("/readyz", tags=["health"], summary="Database, broker and cache answer")
-async def readyz(
-    request: Request[Any, Any, Any], services: ServicesDep
-) -> Response[dict[str, Any]]:
-    results = await _checks(request, services, deep=False)
+async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
+    """503 naming what is down when the database, broker or cache does not answer."""
+    results = await _checks(services, deep=False)
     down = [name for name, r in results.items() if not r["ok"]]
     body: dict[str, Any] = {"status": "ready" if not down else "unavailable", "checks": results}
     if down:
@@ -90,9 +86,10 @@ async def readyz(
 async def health(
     request: Request[Any, Any, Any], services: ServicesDep
 ) -> Response[dict[str, Any]]:
+    """Every dependency with its latency, the build, and the outbox backlog."""
     from pixtools.imaging import build_info
 
-    results = await _checks(request, services, deep=True)
+    results = await _checks(services, deep=True)
     down = [name for name, r in results.items() if not r["ok"]]
     body: dict[str, Any] = {
         "status": "ok" if not down else "degraded",
@@ -118,6 +115,7 @@ async def health(
     media_type="text/plain; version=0.0.4",
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The API's metrics in the Prometheus text format, the outbox gauges refreshed first."""
     m = request.app.state.metrics
     relay = getattr(request.app.state, "relay", None)
     if relay is not None:

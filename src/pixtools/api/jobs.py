@@ -45,6 +45,8 @@ def ml_available() -> bool:
 
 
 class JobController(Controller):
+    """The job routes under ``/api/v1/jobs``, for an authenticated caller (or anyone, auth off)."""
+
     path = "/api/v1/jobs"
     tags = ["jobs"]
     guards = [authenticated]  # 401 before any 400 about parameters
@@ -71,6 +73,7 @@ class JobController(Controller):
         ] = None,
         wait: Annotated[float, QueryParameter(name="wait", ge=0, le=60)] = 0,
     ) -> Response[JobOut]:
+        """Accept a job on an uploaded or referenced source (200: a replay, or done in ``wait``)."""
         source: Source
         if is_json(request):
             raw_spec, source = await reference_submission(request)
@@ -87,10 +90,11 @@ class JobController(Controller):
         return await _submitted(request, services, submitted, wait)
 
     @get("/", summary="List your jobs, newest first")
-    async def list_jobs(
+    async def list_jobs(  # noqa: PLR0913  Litestar fills each query parameter by name
         self,
         services: ServicesDep,
         principal: PrincipalDep,
+        *,
         status: Annotated[
             str | None,
             QueryParameter(
@@ -113,6 +117,7 @@ class JobController(Controller):
             ),
         ] = None,
     ) -> JobPage:
+        """A page of the caller's jobs, filtered by status or source filename."""
         before = None
         if cursor:
             try:
@@ -140,6 +145,7 @@ class JobController(Controller):
         job_id: FromPath[uuid.UUID],
         wait: Annotated[float, QueryParameter(name="wait", ge=0, le=60)] = 0,
     ) -> JobOut:
+        """The caller's job, now or once it finishes (``wait``)."""
         record = await wait_for_job(request, services, job_id, principal.owner, wait)
         if record is None:
             raise not_found(manage.JOB_NOT_FOUND)
@@ -154,6 +160,7 @@ class JobController(Controller):
         name: FromPath[str],
         proxy: Annotated[bool, QueryParameter(name="proxy", description=PROXY_DOC)] = False,
     ) -> Response[bytes] | Redirect:
+        """A succeeded output: a redirect to storage, or its bytes with ``proxy``."""
         out, key = await manage.output_object(services, job_id, principal.owner, name)
         return await _object_response(
             services,
@@ -171,6 +178,7 @@ class JobController(Controller):
         job_id: FromPath[uuid.UUID],
         proxy: Annotated[bool, QueryParameter(name="proxy", description=PROXY_DOC)] = False,
     ) -> Response[bytes] | Redirect:
+        """The job's ZIP: a redirect to storage, or its bytes with ``proxy``."""
         key = await manage.archive_key(services, job_id, principal.owner)
         return await _object_response(
             services, key, f"{job_id}.zip", "application/zip", proxy=proxy
@@ -182,6 +190,7 @@ class JobController(Controller):
     async def retry(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> JobOut:
+        """Queue the failed outputs of a finished job again."""
         return job_out(await manage.retry(services, job_id, principal.owner))
 
     @post(
@@ -195,6 +204,7 @@ class JobController(Controller):
     async def cancel(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> JobOut:
+        """Cancel a queued or running job."""
         return job_out(await manage.cancel(services, job_id, principal.owner))
 
     @get(
@@ -211,6 +221,7 @@ class JobController(Controller):
         job_id: FromPath[uuid.UUID],
         name: FromPath[str],
     ) -> Response[bytes]:
+        """An image output's WebP preview."""
         return _preview_response(
             await manage.output_preview_of(services, job_id, principal.owner, name)
         )
@@ -223,6 +234,7 @@ class JobController(Controller):
     async def source_preview(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> Response[bytes]:
+        """The job source's WebP preview."""
         return _preview_response(await manage.source_preview_of(services, job_id, principal.owner))
 
     @delete(
@@ -236,6 +248,7 @@ class JobController(Controller):
     async def delete_job(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> None:
+        """Delete a finished job and everything it stored."""
         await manage.delete(services, job_id, principal.owner)
 
 
@@ -308,6 +321,7 @@ async def _object_response(
 async def webhook_attempts(
     services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
 ) -> list[Attempt]:
+    """The job's webhook delivery attempts, in order."""
     return await manage.webhook_attempts(services, job_id, principal.owner)
 
 

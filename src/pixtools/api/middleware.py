@@ -100,12 +100,13 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
 
 
 class RequestMetricsMiddleware(ASGIMiddleware):
-    scopes = (ScopeType.HTTP,)
-
     """Request count and latency by route template, and a server span continuing the
     caller's trace (W3C ``traceparent``)."""
 
+    scopes = (ScopeType.HTTP,)
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Time the request and count it under its route template, inside a server span."""
         started = time.perf_counter()
         status = 500
         method = str(scope.get("method", ""))
@@ -178,6 +179,7 @@ class RateLimitMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Count the caller's request in this minute's window; over the limit, 429."""
         app = scope["litestar_app"]
         limit: int = app.state.settings.rate_limit_per_minute
         if limit <= 0 or not scope["path"].startswith("/api/"):
@@ -248,6 +250,7 @@ class RequestGuardMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Enforce the body deadline and the upload slots around the request."""
         state = scope["litestar_app"].state
         settings = state.settings
         loop = asyncio.get_running_loop()

@@ -75,15 +75,18 @@ class HeaderDeadlineHttpTools(_HeaderDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol (the C parser) with the headers' deadline."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the headers' deadline on a new connection."""
         super().connection_made(transport)
         self._arm_header_deadline()
 
     def on_response_complete(self) -> None:
+        """Start the deadline again for the next request on a kept-alive connection."""
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Cancel the deadline of a closed connection."""
         self._disarm_header_deadline()
         super().connection_lost(exc)
 

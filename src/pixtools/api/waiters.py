@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class JobWaiters:
+    """Requests waiting for jobs to finish, woken by job id."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._waiting: dict[str, set[asyncio.Future[None]]] = {}
@@ -25,6 +27,7 @@ class JobWaiters:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        """Listen for finished jobs (LISTEN, or the in-process signal)."""
         self._loop = asyncio.get_running_loop()
         self.db.signals.job_finished.append(self._finished_threadsafe)
         if not self.db.is_sqlite:
@@ -38,6 +41,7 @@ class JobWaiters:
                 )
 
     async def stop(self) -> None:
+        """Stop listening and cancel every wait still pending."""
         if self._finished_threadsafe in self.db.signals.job_finished:
             self.db.signals.job_finished.remove(self._finished_threadsafe)
         if self._listener is not None:

@@ -11,6 +11,8 @@ import enum
 
 
 class ImageErrorKind(enum.Enum):
+    """Why the engine refused an image."""
+
     #: Not JPEG, PNG, WebP, AVIF, GIF, TIFF or BMP (or a format this build cannot read).
     UNSUPPORTED = "unsupported"
     #: More pixels than allowed, or more memory than can be held.

@@ -14,6 +14,8 @@ from pixtools.jobspec.job import ResultTooLarge, SpecError
 
 
 class Problem(enum.Enum):
+    """What is wrong with a refused request; the API maps each to a status."""
+
     #: The request is wrong in itself.
     INVALID = "invalid"
     #: It names something the caller does not have.
@@ -46,10 +48,12 @@ def field_error(
 
 
 def not_found(detail: str) -> JobError:
+    """A refusal: the caller has no such thing."""
     return JobError(Problem.NOT_FOUND, detail)
 
 
 def conflict(detail: str, extra: dict[str, Any] | None = None) -> JobError:
+    """A refusal: the thing named is in a state that does not allow it."""
     return JobError(Problem.CONFLICT, detail, extra)
 
 

@@ -109,12 +109,14 @@ class SharedSources:
         self._items: OrderedDict[str, bytes] = OrderedDict()
 
     def get(self, key: str) -> bytes | None:
+        """The bytes kept for ``key``, marked most recently used."""
         data = self._items.get(key)
         if data is not None:
             self._items.move_to_end(key)
         return data
 
     def put(self, key: str, data: bytes) -> None:
+        """Keep ``data`` unless it is over a quarter of the limit; drop the least recently used."""
         if len(data) > self.limit // 4 or key in self._items:
             return
         self._items[key] = data

@@ -34,6 +34,7 @@ async def _fresh(services: Services, job_id: uuid.UUID) -> JobRecord:
 
 
 def succeeded_output(record: JobRecord, name: str) -> OutputRow:
+    """The output ``name`` of the job, which must have succeeded."""
     out = next((o for o in record.outputs if o.name == name), None)
     if out is None:
         raise not_found(f"no output named {name!r}")
@@ -53,6 +54,7 @@ async def output_object(
 
 
 async def archive_key(services: Services, job_id: uuid.UUID, owner: str) -> str:
+    """The key of a job's built archive."""
     job = (await owned_job(services, job_id, owner)).job
     if job.archive_status is None:
         raise not_found("this job has no archive (spec.archive is false)")
@@ -62,6 +64,7 @@ async def archive_key(services: Services, job_id: uuid.UUID, owner: str) -> str:
 
 
 async def output_preview_of(services: Services, job_id: uuid.UUID, owner: str, name: str) -> bytes:
+    """The WebP preview of a succeeded image output."""
     out = succeeded_output(await owned_job(services, job_id, owner), name)
     if out.object_key is None:
         raise not_found(f"output {name!r} is an analysis: it has no preview")
@@ -69,11 +72,13 @@ async def output_preview_of(services: Services, job_id: uuid.UUID, owner: str, n
 
 
 async def source_preview_of(services: Services, job_id: uuid.UUID, owner: str) -> bytes:
+    """The WebP preview of the job's source."""
     await owned_job(services, job_id, owner)
     return await stored_object(services, source_preview_key(str(job_id)), missing=NO_PREVIEW)
 
 
 async def stored_object(services: Services, key: str, *, missing: str) -> bytes:
+    """A stored object's bytes, or not-found with the text ``missing``."""
     try:
         return await services.objects.get(key)
     except ObjectNotFound:
@@ -115,5 +120,6 @@ async def delete(services: Services, job_id: uuid.UUID, owner: str) -> None:
 
 
 async def webhook_attempts(services: Services, job_id: uuid.UUID, owner: str) -> list[Attempt]:
+    """The webhook delivery attempts of the owner's job."""
     await owned_job(services, job_id, owner)
     return await services.webhooks.attempts(job_id)

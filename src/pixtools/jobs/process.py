@@ -13,14 +13,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from pixtools.backoff import backoff
 from pixtools.jobs.finalize import finalize_job
 from pixtools.jobs.previews import store_previews
 from pixtools.observability.tracing import continued
 from pixtools.services import Services
-from pixtools.store.jobs import Finished, Held, OutputDone
+from pixtools.store.jobs import Claim, Finished, Held, OutputDone
 from pixtools.store.objects import output_key
 
 log = logging.getLogger(__name__)
@@ -72,9 +71,7 @@ async def process_output(
     attempt = out.attempts
     started = time.perf_counter()
     async with heartbeating(svc, jid, name, attempt):
-        finished = await _render_and_store(
-            svc, out.source_key, jid, name, out.steps, attempt, source_url=out.source_url
-        )
+        finished = await _render_and_store(svc, jid, name, out)
     if not finished:
         log.warning("output %s/%s attempt %d was superseded; result dropped", job_id, name, attempt)
         return
@@ -99,16 +96,7 @@ async def _come_back_later(
     await come_back_later(delay)
 
 
-async def _render_and_store(
-    svc: Services,
-    source_key: str,
-    jid: uuid.UUID,
-    name: str,
-    steps_data: list[Any],
-    attempt: int,
-    *,
-    source_url: str | None = None,
-) -> Finished:
+async def _render_and_store(svc: Services, jid: uuid.UUID, name: str, out: Claim) -> Finished:
     from msgspec import ValidationError
 
     from pixtools.imaging import ImageError, render_output
@@ -116,12 +104,13 @@ async def _render_and_store(
     from pixtools.jobspec.job import steps_from_builtins
     from pixtools.observability.metrics import OP_SECONDS
 
+    attempt = out.attempts
     try:
-        source = await load_source(svc, jid, source_key, source_url)
+        source = await load_source(svc, jid, out.source_key, out.source_url)
         rendered = await asyncio.to_thread(
             render_output,
             source,
-            steps_from_builtins(steps_data),
+            steps_from_builtins(out.steps),
             max_pixels=svc.settings.max_pixels,
             on_step=lambda op, seconds: OP_SECONDS.labels(op).observe(seconds),
         )

@@ -67,6 +67,7 @@ class FileSource:
     info: SourceInfo | None = None
 
     async def check(self, services: Services, spec: JobSpec) -> None:
+        """Sniff and probe the upload, then check the spec against its size and format."""
         settings = services.settings
         if sniff_format(self.body[:SNIFF_BYTES]) is None:
             raise field_error("file", UNSUPPORTED_TEXT, Problem.UNSUPPORTED)
@@ -77,12 +78,14 @@ class FileSource:
         _check_facts(spec, self._facts(self.info), settings)
 
     def request_hash(self, spec_data: dict[str, Any]) -> str:
+        """The hash that tells a replay of this request from a different one."""
         digest = hashlib.sha256(json.dumps(spec_data, sort_keys=True).encode())
         digest.update(hashlib.sha256(self.body).digest())
         digest.update(self.filename.encode())
         return digest.hexdigest()
 
-    async def place(self, services: Services, owner: str, spec: JobSpec) -> Placed:
+    async def place(self, services: Services, owner: str, spec: JobSpec) -> Placed:  # noqa: ARG002  the Source protocol
+        """Store the upload (and read its metadata if the spec asks) under a new job id."""
         assert self.info is not None, "check() comes first"
         metadata = None
         if spec.metadata:
@@ -93,7 +96,8 @@ class FileSource:
         facts = self._facts(self.info) | {"key": key}
         return Placed(job_id, facts, metadata, stored_key=key)
 
-    def refused(self, exc: BaseException, placed: Placed) -> JobError | None:
+    def refused(self, exc: BaseException, placed: Placed) -> JobError | None:  # noqa: ARG002  the Source protocol
+        """None: an upload's insert fails for no reason of its own."""
         return None
 
     def _facts(self, info: SourceInfo) -> dict[str, Any]:
@@ -114,14 +118,16 @@ class Reference:
     kind: str
     ref: str
 
-    async def check(self, services: Services, spec: JobSpec) -> None:
-        return None  # nothing is known of it before it is resolved
+    async def check(self, services: Services, spec: JobSpec) -> None:  # noqa: ARG002  the Source protocol
+        """Nothing: nothing is known of the source before it is resolved."""
 
     def request_hash(self, spec_data: dict[str, Any]) -> str:
+        """The hash that tells a replay of this request from a different one."""
         data = json.dumps([spec_data, self.kind, self.ref], sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()
 
     async def place(self, services: Services, owner: str, spec: JobSpec) -> Placed:
+        """Resolve the reference to its stored source and check the spec against it."""
         if self.kind == "url":
             job_id = uuid.uuid4()
             return Placed(job_id, _url_facts(services.settings, self.ref, job_id))
@@ -137,6 +143,7 @@ class Reference:
         return placed
 
     def refused(self, exc: BaseException, placed: Placed) -> JobError | None:
+        """Not-found for a job gone meanwhile; conflict for an upload already made into a job."""
         if isinstance(exc, SourceGone):
             return field_error("source.job", "job not found", Problem.NOT_FOUND)
         if isinstance(exc, IntegrityError) and self.kind == "upload":

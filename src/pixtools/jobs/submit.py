@@ -59,6 +59,8 @@ class Source(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
+    """A submission's outcome: the job, and whether it is an earlier one replayed."""
+
     record: JobRecord
     #: The job of an earlier submission under the same ``Idempotency-Key``.
     replayed: bool = False
@@ -118,7 +120,7 @@ def job_of(
     )
 
 
-async def submit(
+async def submit(  # noqa: PLR0913  the submission's four parts, then two options by keyword
     services: Services,
     owner: str,
     raw_spec: str | bytes,

@@ -65,6 +65,7 @@ class OutputSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     @property
     def convert(self) -> Convert | None:
+        """The final ``convert`` step, if the output has one."""
         last = self.steps[-1]
         return last if isinstance(last, Convert) else None
 
@@ -209,6 +210,7 @@ def spec_to_builtins(spec: JobSpec) -> dict[str, object]:
 
 
 def steps_from_builtins(data: object) -> list[Step]:
+    """Stored steps back as Structs (the inverse of ``spec_to_builtins``)."""
     steps: Any = list[step_union(step_types())]  # type: ignore[misc]
     return list(msgspec.convert(data, type=steps))
 

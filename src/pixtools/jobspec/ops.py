@@ -53,7 +53,7 @@ class Step(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, frozen=Tr
         resampling): the source may then be decoded smaller for a later shrink."""
         return False
 
-    def resample_region(self, width: int, height: int) -> tuple[tuple[int, int], Box] | None:
+    def resample_region(self, width: int, height: int) -> tuple[tuple[int, int], Box] | None:  # noqa: ARG002  Step's signature
         """For an op that only resamples a region of its input: its output size and that
         region. A shrink of this kind lets the source be decoded smaller."""
         return None
@@ -93,9 +93,11 @@ class Resize(Step, tag="resize", frozen=True):
             raise ValueError("width: at least one of width and height is required")
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size after scaling into the box."""
         return resize_geometry(width, height, self)[0]
 
     def resample_region(self, width: int, height: int) -> tuple[tuple[int, int], Box]:
+        """The scaled size and the source region it shows."""
         return resize_geometry(width, height, self)
 
 
@@ -107,7 +109,8 @@ class Crop(Step, tag="crop", frozen=True):
     width: Annotated[int, _d("width of the box in pixels, 1..16384", ge=1, le=16384)]
     height: Annotated[int, _d("height of the box in pixels, 1..16384", ge=1, le=16384)]
 
-    def output_size(self, width: int, height: int) -> tuple[int, int]:
+    def output_size(self, width: int, height: int) -> tuple[int, int]:  # noqa: ARG002  Step's signature
+        """The box's size."""
         return (self.width, self.height)
 
 
@@ -126,12 +129,14 @@ class Rotate(Step, tag="rotate", frozen=True):
             raise ValueError("background: must be a hex colour such as #ffffff or #00000000")
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """Quarter turns swap the sides; other angles give the rotated bounding box."""
         turns = self.degrees / 90
         if turns == round(turns):
             return (height, width) if round(turns) % 2 else (width, height)
         return rotation_matrix(width, height, self.degrees)[0]
 
     def commutes_with_scaling(self) -> bool:
+        """True for quarter turns only."""
         return self.degrees % 90 == 0  # quarter turns only
 
 
@@ -143,6 +148,7 @@ class Flip(Step, tag="flip", frozen=True):
     ]
 
     def commutes_with_scaling(self) -> bool:
+        """True: mirroring and scaling commute."""
         return True
 
 
@@ -150,6 +156,7 @@ class Grayscale(Step, tag="grayscale", frozen=True):
     """Keep luminance only."""
 
     def commutes_with_scaling(self) -> bool:
+        """True: luminance and scaling commute."""
         return True
 
 
@@ -223,6 +230,7 @@ class KeepMetadata(Step, tag="keep_metadata", frozen=True):
     """Copy the source's EXIF (orientation reset to 1) into the output."""
 
     def commutes_with_scaling(self) -> bool:
+        """True: metadata is untouched by scaling."""
         return True
 
 
@@ -271,12 +279,14 @@ class OpDef:
 
     @property
     def name(self) -> str:
+        """The op's name: its Struct's ``op`` tag."""
         tag = self.params.__struct_config__.tag
         assert isinstance(tag, str)
         return tag
 
     @property
     def summary(self) -> str:
+        """The params Struct's docstring, as the catalogue shows it."""
         return (self.params.__doc__ or "").strip()
 
     @property

@@ -18,6 +18,7 @@ from pixtools.store.sources import UploadRepository
 
 
 async def cleanup_once(settings: Settings) -> dict[str, Any]:
+    """One pass: expired jobs and uploads with their objects, and old sent outbox rows, deleted."""
     services = build_services(settings, pool_size=2)
     removed_jobs = removed_objects = 0
     try:

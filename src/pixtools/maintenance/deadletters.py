@@ -52,6 +52,8 @@ def _summary(body: bytes, props: Any) -> dict[str, Any]:
 
 
 class DeadLetters:
+    """The dead-letter queues in RabbitMQ: browse, replay, purge."""
+
     def __init__(self, url: str) -> None:
         self.params = pika.URLParameters(url)
         self.params.socket_timeout = 5
@@ -82,6 +84,7 @@ class DeadLetters:
             return -1
 
     def browse(self, queue: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Up to ``limit`` dead letters, left on the queue."""
         self._check(queue)
         out: list[dict[str, Any]] = []
         with self._channel() as ch:
@@ -134,6 +137,7 @@ class DeadLetters:
         return replayed
 
     def purge(self, queue: str) -> int:
+        """Drop every dead letter of ``queue``; the number dropped."""
         self._check(queue)
         with self._channel() as ch:
             if self._declare(ch, queue) < 0:

@@ -49,14 +49,16 @@ class PeriodicReconciler(dramatiq.Middleware):
         self._started = utcnow()
         self.passes = 0
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:  # noqa: ARG002  Dramatiq's hook signature
+        """Start the pass thread."""
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._main, args=(broker,), name="pixtools-reconciler", daemon=True
         )
         self._thread.start()
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:  # noqa: ARG002  Dramatiq's hook signature
+        """Stop the pass thread, waiting up to ten seconds."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

@@ -36,6 +36,7 @@ class WorkerRuntime:
         self._services: Services | None = None
 
     def services(self) -> Services:
+        """This process's services, built on first use."""
         if self._services is None:
             self._services = build_services(
                 self.settings, cache=self._cache, pool_size=5, signals=self._signals
@@ -47,6 +48,7 @@ _runtime: WorkerRuntime | None = None
 
 
 def runtime() -> WorkerRuntime:
+    """The worker runtime that ``declare_actors()`` set up."""
     if _runtime is None:
         raise RuntimeError("declare_actors() was not called in this process")
     return _runtime

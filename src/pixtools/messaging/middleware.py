@@ -22,6 +22,7 @@ TRACEPARENT: Final = "traceparent"  # the message option carrying the W3C trace 
 
 
 def dead_letter_note_key(message_id: str) -> str:
+    """The cache key of a dead letter's note."""
     return f"dlq:{message_id}"
 
 
@@ -40,6 +41,7 @@ class TraceContext(dramatiq.Middleware):
         self._local = threading.local()  # a worker thread runs one message at a time
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        """Open the message's span."""
         legacy = message.kwargs.pop(TRACEPARENT, None)
         traceparent = message.options.get(TRACEPARENT) or legacy
         stack = ExitStack()
@@ -56,6 +58,7 @@ class TraceContext(dramatiq.Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        """Close the message's span, with its exception if it raised."""
         stack: ExitStack | None = getattr(self._local, "stack", None)
         self._local.stack = None
         if stack is None:
@@ -66,6 +69,7 @@ class TraceContext(dramatiq.Middleware):
             stack.__exit__(type(exception), exception, exception.__traceback__)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        """Close the span of a message skipped before it ran."""
         self.after_process_message(broker, message)
 
 
@@ -108,6 +112,7 @@ class DeadLetterNotes(dramatiq.Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        """Note the error of a message that failed for good."""
         if exception is None or not message.failed:
             return
         note = {

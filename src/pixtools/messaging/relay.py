@@ -31,6 +31,8 @@ StartWorkers = Callable[[dramatiq.Broker], Callable[[], Awaitable[None]]]
 
 
 class OutboxRelay:
+    """Publishes outbox rows to the broker as they are committed."""
+
     def __init__(self, db: Database, broker: dramatiq.Broker, *, poll_seconds: float) -> None:
         self.db = db
         self.outbox = OutboxRepository(db)
@@ -52,11 +54,13 @@ class OutboxRelay:
         self._loop.call_soon_threadsafe(self._wake.set)
 
     async def start(self) -> None:
+        """Start the relay loop, woken by local commits."""
         self._loop = asyncio.get_running_loop()
         self.db.signals.outbox.append(self._wake_threadsafe)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        """Stop the relay loop and its publishing thread."""
         if self._wake_threadsafe in self.db.signals.outbox:
             self.db.signals.outbox.remove(self._wake_threadsafe)
         if self._task is not None:

@@ -72,7 +72,7 @@ def ocr(img: Image.Image, params: Ocr, ctx: StepContext) -> Image.Image:
         return img
 
 
-def moderate(img: Image.Image, params: Moderate, ctx: StepContext) -> Image.Image:
+def moderate(img: Image.Image, params: Moderate, ctx: StepContext) -> Image.Image:  # noqa: ARG001  the pipeline calls every op as fn(img, params, ctx)
     """``result.nsfw`` and ``result.sfw``: probabilities that sum to 1."""
     with STATS.op("moderate"):
         nsfw = round(moderation.nsfw_probability(img), 6)

@@ -111,6 +111,7 @@ class MLStats:
             }
 
     def reset(self) -> None:
+        """Forget every count and time."""
         with self._lock:
             self._ops.clear()
             self._models.clear()

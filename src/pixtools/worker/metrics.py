@@ -105,9 +105,11 @@ class WorkerMetrics(dramatiq.Middleware):
 
     @property
     def forks(self) -> list[Any]:
+        """The metrics server process, when this worker serves its metrics."""
         return [serve_metrics] if self.serve else []
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Set the consumer gauges and export every consumed series at 0."""
         queues = worker.consumer_whitelist or broker.get_declared_queues()
         for queue in sorted(queues):
             if not queue.endswith((".DQ", ".XQ")):
@@ -123,18 +125,23 @@ class WorkerMetrics(dramatiq.Middleware):
                 IN_FLIGHT.labels(actor.queue_name, name)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Zero this process's consumer gauges."""
         for queue in broker.get_declared_queues():
             CONSUMERS.labels(queue).set(0)
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Mark this process dead for the multiprocess collector."""
         if os.environ.get(ENV_DIR):
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     def before_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
     ) -> None:
+        """Note the start and count the message in flight."""
         with self._lock:
             self._started[message.message_id] = time.perf_counter()
         IN_FLIGHT.labels(message.queue_name, message.actor_name).inc()
@@ -147,9 +154,11 @@ class WorkerMetrics(dramatiq.Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        """Count the message by outcome and time it."""
         self._finish(message, _outcome(message, exception))
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        """Count a skipped (or expired and dead-lettered) message."""
         # AgeLimit skips expired messages before they run: they are dead-lettered too.
         self._finish(message, "dead_lettered" if message.failed else "skipped")
 

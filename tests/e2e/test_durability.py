@@ -25,9 +25,10 @@ import pika
 import pytest
 from PIL import Image
 
+from pixtools.services import job_repository
 from pixtools.settings import Settings
 from pixtools.store.database import Database
-from pixtools.store.jobs import Claim, JobRepository
+from pixtools.store.jobs import Claim
 from tests.conftest import ROOT, Stack, free_port, jpeg_bytes, wait_job
 
 pytestmark = pytest.mark.services
@@ -107,7 +108,7 @@ async def test_a_message_for_an_output_held_by_a_dead_attempt_waits_and_takes_ov
         jid = await submit(stack_client, spec, jpeg_bytes(120, 90))
         db = Database(services_settings.database_url, pool_size=1)
         try:
-            claim = await JobRepository(db).claim_output(uuid.UUID(jid), "a", stale_after=60)
+            claim = await job_repository(db).claim_output(uuid.UUID(jid), "a", stale_after=60)
         finally:
             await db.dispose()
         assert isinstance(claim, Claim)

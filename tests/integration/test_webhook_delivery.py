@@ -92,7 +92,7 @@ async def test_delivered_webhook_is_signed_and_recorded(svc: Services, receiver:
     assert headers["pixtools-delivery"] == str(delivery)
     assert verify("test-secret", body, headers["pixtools-signature"])
     assert json.loads(body)["id"] == str(job_id)
-    attempts = await WebhookRepository(svc.db).attempts(job_id)
+    attempts = await WebhookRepository(svc.db, svc.jobs.routes).attempts(job_id)
     assert [(a.attempt, a.status_code, a.error) for a in attempts] == [(1, 200, None)]
     record = await svc.jobs.get(job_id)
     assert record is not None and record.job.webhook_status == "delivered"
@@ -122,7 +122,7 @@ async def test_failures_retry_with_the_same_delivery_id_then_open_the_breaker(
     await deliver(svc, job_id, delivery)  # second failure: the breaker opens (threshold 2)
     await deliver(svc, job_id, delivery)  # refused without a request
     assert len(receiver.requests) == 2
-    attempts = await WebhookRepository(svc.db).attempts(job_id)
+    attempts = await WebhookRepository(svc.db, svc.jobs.routes).attempts(job_id)
     assert [a.status_code for a in attempts] == [500, 500, None]
     assert attempts[-1].error == "circuit open for this destination"
     record = await svc.jobs.get(job_id)

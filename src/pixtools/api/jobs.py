@@ -548,4 +548,4 @@ async def webhook_attempts(
     record = await services.jobs.get(job_id, principal.owner)
     if record is None:
         raise NotFoundException(detail="job not found")
-    return await WebhookRepository(services.db).attempts(job_id)
+    return await WebhookRepository(services.db, services.jobs.routes).attempts(job_id)

@@ -26,7 +26,7 @@ from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import MemoryCache
 from pixtools.store.database import LocalSignals
-from pixtools.store.jobs import utcnow
+from pixtools.store.types import utcnow
 from pixtools.worker.relay import OutboxRelay
 
 log = logging.getLogger(__name__)

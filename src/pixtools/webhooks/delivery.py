@@ -12,9 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
-from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.store.webhooks import Outcome, WebhookRepository
 from pixtools.views import job_out
 from pixtools.webhooks.breaker import CircuitBreaker, destination
@@ -40,7 +40,7 @@ def pinned_url(url: str, address: str) -> tuple[str, str]:
 
 async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
     settings = svc.settings
-    repo = WebhookRepository(svc.db)
+    repo = WebhookRepository(svc.db, svc.jobs.routes)
     record = await svc.jobs.get(job_id)
     if record is None or not record.job.webhook_url:
         return

@@ -21,19 +21,13 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from pixtools.messaging.names import FINALIZE_ACTOR, PROCESS_ACTOR, WEBHOOK_ACTOR
 from pixtools.observability.tracing import continued
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import Cache
 from pixtools.store.database import LocalSignals
-from pixtools.store.jobs import (
-    FINALIZE_ACTOR,
-    PROCESS_ACTOR,
-    WEBHOOK_ACTOR,
-    Finished,
-    Held,
-    OutputDone,
-)
+from pixtools.store.jobs import Finished, Held, OutputDone
 from pixtools.store.objects import archive_key, output_key
 from pixtools.worker.previews import store_previews
 

@@ -47,7 +47,7 @@ from pixtools.store.objects import ObjectNotFound, source_key
 from pixtools.store.previews import output_preview_key, source_preview_key
 from pixtools.store.webhooks import Attempt, WebhookRepository
 from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
-from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
+from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
 
 SNIFF_BYTES = 64
 PROXY_DOC = (
@@ -85,7 +85,7 @@ async def checked_spec(raw: str | bytes, settings: Settings) -> JobSpec:
         )
     if spec.webhook_url is not None and not settings.webhook_allow_private:
         try:
-            await check_webhook_destination(spec.webhook_url)
+            await resolve_public(spec.webhook_url)
         except UnsafeWebhookUrl as exc:
             raise field_error("webhook_url", str(exc)) from None
     return spec

@@ -32,11 +32,6 @@ def srgb_profile() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-@cache
-def srgb_icc_bytes() -> bytes:
-    return srgb_profile().tobytes()
-
-
 @lru_cache(maxsize=32)
 def _transform(icc: bytes | None, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
     source = (

@@ -11,6 +11,7 @@ from pixtools.store.jobs.base import RepositoryBase
 from pixtools.store.jobs.records import JobRecord
 from pixtools.store.jobs.statements import GET, filename_contains
 from pixtools.store.models import JobRow
+from pixtools.store.types import DateTimeUTC
 
 
 class Reads(RepositoryBase):
@@ -41,7 +42,8 @@ class Reads(RepositoryBase):
         if name:
             q = q.where(filename_contains(name))
         if before is not None:
-            q = q.where(sa.tuple_(JobRow.created_at, JobRow.id) < sa.tuple_(*before))
+            after = sa.tuple_(*before, types=[DateTimeUTC(), sa.Uuid()])  # naive: UTC
+            q = q.where(sa.tuple_(JobRow.created_at, JobRow.id) < after)
         q = q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         async with self.db.reads() as s:
             jobs = list((await s.scalars(q)).all())

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from pixtools.ml.faces import blur_region
-from tests.conftest import wait_job
 from tests.support import samples
+from tests.support.processes import wait_job
 
 pytestmark = [pytest.mark.services, pytest.mark.ml]
 

@@ -20,7 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.e2e.test_edge_hardening import start_dev
+from tests.support.dev import start_dev
 
 
 @pytest.fixture(scope="module")

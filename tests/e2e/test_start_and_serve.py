@@ -23,7 +23,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port, jpeg_bytes, wait_for
+from tests.support.images import jpeg_bytes
+from tests.support.processes import free_port, wait_for
 
 READY = re.compile(r"pixtools api ready")
 

@@ -26,10 +26,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 
-from tests.conftest import Stack, png_with_corrupt_pixels
-from tests.e2e.test_admin_and_keys import make_key
-from tests.e2e.test_durability import SLOW_OUTPUT, noisy_jpeg
 from tests.support import samples
+from tests.support.images import png_with_corrupt_pixels
+from tests.support.keys import make_key
+from tests.support.processes import Stack
+from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg
 
 pytestmark = [pytest.mark.services, pytest.mark.ml]
 

@@ -17,7 +17,7 @@ from pixtools.store.jobs import OutputDone
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow
 from pixtools.store.types import utcnow
-from tests.integration.test_repository import new_job
+from tests.support.jobs import new_job
 
 
 async def finished_job_with_files(svc: Services) -> uuid.UUID:

@@ -17,8 +17,8 @@ from pixtools.store.models import OutboxRow
 from pixtools.store.outbox import OutboxRepository
 from pixtools.worker.broker import build_broker
 from pixtools.worker.relay import OutboxRelay
-from tests.conftest import rabbitmqctl
-from tests.integration.test_repository import new_job
+from tests.support.jobs import new_job
+from tests.support.servers import rabbitmqctl
 
 pytestmark = pytest.mark.services
 

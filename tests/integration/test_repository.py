@@ -19,12 +19,10 @@ from pixtools.store.jobs import (
     Held,
     IdempotencyClaim,
     IdempotencyConflict,
-    NewJob,
-    NewOutput,
-    OutputDone,
 )
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow, OutboxRow, OutputRow
+from tests.support.jobs import DONE, new_job
 
 pytestmark = pytest.mark.services
 
@@ -43,26 +41,6 @@ async def db(
     await database.dispose()
 
 
-def new_job(*names: str, owner: str = "tester") -> NewJob:
-    return NewJob(
-        id=uuid.uuid4(),
-        owner=owner,
-        spec={"outputs": [{"name": n, "steps": [{"op": "grayscale"}]} for n in names]},
-        source={
-            "filename": "x.jpg",
-            "format": "jpeg",
-            "content_type": "image/jpeg",
-            "bytes": 1,
-            "width": 1,
-            "height": 1,
-            "key": "raw/x",
-        },
-        webhook_url=None,
-        archive=len(names) > 1,
-        outputs=[NewOutput(n, i, "standard", [{"op": "grayscale"}]) for i, n in enumerate(names)],
-    )
-
-
 async def outbox_rows(db: Database, job_id: uuid.UUID) -> list[OutboxRow]:
     async with db.sessions() as s:
         return list(
@@ -72,9 +50,6 @@ async def outbox_rows(db: Database, job_id: uuid.UUID) -> list[OutboxRow]:
                 )
             ).all()
         )
-
-
-DONE = OutputDone("processed/x/a.jpeg", "jpeg", "image/jpeg", 1, 1, 10, None)
 
 
 async def test_create_writes_job_outputs_and_outbox_in_one_go(db: Database) -> None:

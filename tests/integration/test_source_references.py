@@ -21,7 +21,7 @@ from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow
 from pixtools.store.sources import UploadRepository, source_of_job
 from pixtools.store.types import utcnow
-from tests.integration.test_repository import DONE, new_job
+from tests.support.jobs import DONE, new_job
 
 pytestmark = pytest.mark.services
 

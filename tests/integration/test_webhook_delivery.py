@@ -8,8 +8,6 @@ import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import msgspec
 import pytest
@@ -22,29 +20,10 @@ from pixtools.store.webhooks import WebhookRepository
 from pixtools.webhooks.breaker import CircuitBreaker
 from pixtools.webhooks.delivery import deliver
 from pixtools.webhooks.signing import verify
-from tests.integration.test_repository import DONE, new_job
+from tests.support.jobs import DONE, new_job
+from tests.support.webhooks import Receiver
 
 pytestmark = pytest.mark.services
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ from PIL import Image
 from pixtools.imaging import CorruptImage, ImageError, TooManyPixels, probe, render_output
 from pixtools.imaging.structure import gif_frames
 from pixtools.jobspec.ops import Convert, Resize
-
-from .conftest import MAX_PIXELS
-from .images import encode, photo
+from tests.support.images import MAX_PIXELS, encode, photo
 
 FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF"]
 

@@ -15,9 +15,7 @@ from pixtools.imaging import ImageError, OperationError, render_output
 from pixtools.imaging.ops.watermark import _text_box, fitted_size
 from pixtools.jobspec.job import SpecError, parse_spec
 from pixtools.jobspec.ops import Convert, Watermark
-
-from .conftest import MAX_PIXELS
-from .images import encode
+from tests.support.images import MAX_PIXELS, encode
 
 _PEAK_SCRIPT = """
 import io, resource, sys

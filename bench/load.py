@@ -57,7 +57,8 @@ def _webp(name: str, width: int, quality: int = 80) -> dict[str, Any]:
 
 def workloads() -> dict[str, tuple[bytes, str]]:
     """Name → (source bytes, spec JSON)."""
-    from pixtools.ml import samples
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
+    from tests.support import samples
 
     cat = io.BytesIO()
     samples.cat().convert("RGB").save(cat, "JPEG", quality=90)

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -31,8 +32,11 @@ from PIL import Image
 
 from pixtools.imaging.context import StepContext
 from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr, Step
-from pixtools.ml import ops, runtime, samples
-from pixtools.ml.stats import STATS, Inference
+from pixtools.ml import ops, runtime
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
+from tests.support import samples
+from tests.support.inference import Inference, captured_inferences
 
 OpFn = Callable[[Image.Image, Any, StepContext], Image.Image]
 
@@ -76,7 +80,7 @@ def _raw_run(captured: list[Inference]) -> float:
     """Seconds for plain ``session.run`` on the captured inputs, nothing else around it."""
     raw = 0.0
     for call in captured:
-        model = runtime.loaded_model(call.model)
+        model = call.model
         feeds = dict(call.feeds)
         start = time.perf_counter()
         model.session.run(model.output_names, feeds)
@@ -96,7 +100,7 @@ def _measure(
         # the op: alternate, so that neither side always finds the caches warm.
         raw_before = _raw_run(previous) if i % 2 and previous else None
         ctx = StepContext(source_format="png", source_size=img.size)
-        with STATS.capture() as captured:
+        with captured_inferences() as captured:
             start = time.perf_counter()
             fn(img, params, ctx)
             elapsed = time.perf_counter() - start

@@ -6,82 +6,23 @@ S3 server on a free loopback port, and removes them afterwards, so runs never co
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import io
+import http.server
 import os
 import secrets
-import socket
-import struct
 import subprocess
 import sys
-import time
-import zlib
+import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
 from pixtools.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN = os.environ.get("PIXTOOLS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-RABBIT_HOST = os.environ.get("PIXTOOLS_TEST_RABBIT_HOST", "127.0.0.1:5672")
-REDIS_BASE = os.environ.get("PIXTOOLS_TEST_REDIS", "redis://127.0.0.1:6379")
-REDIS_DB = int(os.environ.get("PIXTOOLS_TEST_REDIS_DB", "11"))
-RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if predicate():
-                return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-
-def jpeg_bytes(
-    width: int = 640, height: int = 480, color: tuple[int, int, int] = (180, 40, 60)
-) -> bytes:
-    """A real JPEG with some structure (a gradient and a box), made in memory."""
-    img = Image.new("RGB", (width, height), color)
-    px = img.load()
-    assert px is not None
-    for x in range(0, width, max(1, width // 64)):
-        for y in range(height):
-            px[x, y] = (x * 255 // width, y * 255 // height, 128)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def png_with_corrupt_pixels(width: int = 96, height: int = 64, mode: str = "RGB") -> bytes:
-    """A PNG whose every chunk is whole (lengths and CRCs right) but whose deflate stream is
-    broken: it passes the submit-time checks (header, container) and fails to decode on the
-    worker, the one way left for a well-formed request to fail at render."""
-    im = Image.linear_gradient("L").resize((width, height)).convert(mode)
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    data = bytearray(buf.getvalue())
-    at = data.index(b"IDAT")
-    (length,) = struct.unpack(">I", data[at - 4 : at])
-    middle = at + 4 + length // 3
-    data[middle : middle + 16] = b"\xff" * 16
-    crc = zlib.crc32(data[at : at + 4 + length]) & 0xFFFFFFFF
-    data[at + 4 + length : at + 8 + length] = struct.pack(">I", crc)
-    return bytes(data)
+from tests.support.imageserver import Images
+from tests.support.processes import Stack, free_port, wait_for
+from tests.support.servers import REDIS_BASE, REDIS_DB, RUN_ID, migrated_database, own_vhost
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -97,28 +38,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
-
-
-def _psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", PG_ADMIN, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
-        check=True,
-        capture_output=True,
-    )
-
-
-@contextlib.contextmanager
-def migrated_database(name: str) -> Iterator[str]:
-    from pixtools.store.migrate import upgrade
-
-    _psql(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    url = f"{base}/{name}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -137,22 +56,6 @@ def private_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 # --- RabbitMQ -----------------------------------------------------------------------------
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
-@contextlib.contextmanager
-def own_vhost(vhost: str) -> Iterator[str]:
-    """A RabbitMQ vhost made for the caller and deleted afterwards; yields its AMQP URL."""
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    try:
-        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
-    finally:
-        with contextlib.suppress(Exception):
-            rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")
@@ -241,6 +144,21 @@ def _aws_test_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
+# --- a local image server (URL sources) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Images)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # --- settings -----------------------------------------------------------------------------
 
 
@@ -279,61 +197,6 @@ def services_settings(services_env: dict[str, str]) -> Settings:
 # --- processes ----------------------------------------------------------------------------
 
 
-@dataclass
-class Stack:
-    """Real `pixtools` processes (api and workers) with their logs."""
-
-    base_url: str
-    env: dict[str, str]
-    log_dir: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pixtools.cli", *args],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def stop(self, name: str, *, kill: bool = False) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-    def logs(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        def ready() -> bool:
-            return httpx.get(self.base_url + "/readyz", timeout=2).status_code == 200
-
-        try:
-            wait_for(ready, timeout, "api /readyz")
-        except TimeoutError:
-            raise TimeoutError("api not ready:\n" + self.logs("api")) from None
-
-
 @pytest.fixture(scope="session")
 def services_stack(
     services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
@@ -351,28 +214,6 @@ def services_stack(
         yield stack
     finally:
         stack.stop_all()
-
-
-async def wait_job(
-    client: httpx.AsyncClient,
-    job_id: str,
-    timeout: float = 60,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Long-poll a job until it is terminal; return it."""
-    deadline = time.monotonic() + timeout
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        wait = max(0.0, min(10.0, deadline - time.monotonic()))
-        resp = await client.get(
-            f"/api/v1/jobs/{job_id}", params={"wait": f"{wait:.1f}"}, headers=headers
-        )
-        assert resp.status_code == 200, resp.text
-        job = resp.json()
-        if job["status"] in ("succeeded", "partial", "failed", "canceled"):
-            return job
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ for tool in buildah mmdebstrap chroot psql rabbitmqctl redis-cli objdump; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 [[ -x $VENV_PY ]] || die "no $VENV_PY (task setup)"
-"$VENV_PY" -c 'import moto, httpx, boto3; from pixtools.ml import samples; samples.astronaut()' \
+"$VENV_PY" -c 'import moto, httpx, boto3; from tests.support import samples; samples.astronaut()' \
     || die "$VENV_PY lacks moto, httpx, boto3 or the sample photo (task setup)"
 pg_isready -q -d "$PG_ADMIN" || die "PostgreSQL is not answering at $PG_ADMIN"
 timeout 10 redis-cli -u "$REDIS_URL" ping >/dev/null || die "Redis is not answering"

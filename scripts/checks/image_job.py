@@ -16,13 +16,16 @@ import io
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image
 
-from pixtools.ml import samples
 from pixtools.ml.faces import blur_region
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
+from tests.support import samples
 
 TERMINAL = {"succeeded", "partial", "failed", "canceled"}
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+from pixtools.messaging.names import FINALIZE_ACTOR, PROCESS_ACTOR, WEBHOOK_ACTOR
+from pixtools.observability.metrics import job_finished
+from pixtools.observability.tracing import current_traceparent
 from pixtools.settings import Settings
 from pixtools.store.cache import Cache, MemoryCache, RedisCache
 from pixtools.store.database import Database, LocalSignals
-from pixtools.store.jobs import JobRepository
+from pixtools.store.jobs import JobRepository, Routes
 from pixtools.store.keys import ApiKeyRepository
 from pixtools.store.objects import LocalObjectStore, ObjectStore, S3ObjectStore
 from pixtools.store.outbox import OutboxRepository
@@ -33,7 +36,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.uploads = UploadRepository(self.db)
-        self.webhooks = WebhookRepository(self.db)
+        self.webhooks = WebhookRepository(self.db, self.jobs.routes)
         self.keys = ApiKeyRepository(self.db)
         self.outbox = OutboxRepository(self.db)
 
@@ -44,6 +47,14 @@ class Services:
         with contextlib.suppress(Exception):
             await self.cache.close()
         await self.db.dispose()
+
+
+ROUTES = Routes(dict(PROCESS_ACTOR.items()), FINALIZE_ACTOR, WEBHOOK_ACTOR, current_traceparent)
+
+
+def job_repository(db: Database) -> JobRepository:
+    """The job repository addressing messaging's actors, counting the jobs it finishes."""
+    return JobRepository(db, ROUTES, on_finished=job_finished)
 
 
 def build_object_store(settings: Settings) -> ObjectStore:
@@ -69,4 +80,4 @@ def build_services(
     db = Database(settings.effective_database_url, pool_size=pool_size, signals=signals)
     if cache is None:
         cache = RedisCache(settings.redis_url) if settings.redis_url else MemoryCache()
-    return Services(settings, db, JobRepository(db), build_object_store(settings), cache)
+    return Services(settings, db, job_repository(db), build_object_store(settings), cache)

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from pixtools.store.jobs import JobRecord, aware
+from pixtools.store.jobs import JobRecord
 from pixtools.store.models import OutputRow
 
 
@@ -104,9 +104,9 @@ def _output(job_id: str, o: OutputRow) -> OutputOut:
         error=o.error,
         result=o.result,
         preview_url=f"/api/v1/jobs/{job_id}/outputs/{o.name}/preview" if ready else None,
-        started_at=aware(o.started_at) if o.started_at else None,
-        heartbeat_at=aware(o.heartbeat_at) if o.heartbeat_at else None,
-        finished_at=aware(o.finished_at) if o.finished_at else None,
+        started_at=o.started_at,
+        heartbeat_at=o.heartbeat_at,
+        finished_at=o.finished_at,
     )
 
 
@@ -129,9 +129,9 @@ def job_out(record: JobRecord) -> JobOut:
     return JobOut(
         id=jid,
         status=j.status,
-        created_at=aware(j.created_at),
-        updated_at=aware(j.updated_at),
-        finished_at=aware(j.finished_at) if j.finished_at else None,
+        created_at=j.created_at,
+        updated_at=j.updated_at,
+        finished_at=j.finished_at,
         source=SourceOut(
             filename=src["filename"],
             format=src["format"],
@@ -152,7 +152,7 @@ def job_out(record: JobRecord) -> JobOut:
 
 def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
     """The opaque list cursor for the position ``(created_at, job_id)`` in newest-first order."""
-    raw = f"{aware(created_at).isoformat()}|{job_id}".encode()
+    raw = f"{created_at.isoformat()}|{job_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -160,4 +160,4 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """Raises ValueError on anything that is not a cursor we made."""
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     at, _, jid = raw.partition("|")
-    return aware(datetime.fromisoformat(at)), uuid.UUID(jid)
+    return datetime.fromisoformat(at), uuid.UUID(jid)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -15,7 +14,9 @@ import httpx
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from tests.conftest import ROOT, Stack, jpeg_bytes, wait_job
+from tests.support.images import jpeg_bytes
+from tests.support.keys import make_key
+from tests.support.processes import ROOT, Stack, wait_job
 
 pytestmark = pytest.mark.services
 
@@ -35,24 +36,6 @@ def enqueue_poison(stack: Stack) -> dramatiq.Message[object]:
     finally:
         broker.close()
     return poison
-
-
-def make_key(stack: Stack, name: str, *, admin: bool = False) -> str:
-    args = [sys.executable, "-m", "pixtools.cli", "keys", "create", name] + (
-        ["--admin"] if admin else []
-    )
-    proc = subprocess.run(
-        args,
-        env={**os.environ, **stack.env},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
-    match = re.search(r"secret \(shown once, store it now\): (\S+)", proc.stdout)
-    assert match, proc.stdout
-    return match.group(1)
 
 
 async def test_a_key_sees_only_its_own_jobs(

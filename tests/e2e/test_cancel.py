@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.conftest import RABBIT_HOST, Stack, free_port, jpeg_bytes, rabbitmqctl, wait_job
-from tests.e2e.test_durability import SLOW_OUTPUT, noisy_jpeg, submit, until_running
-from tests.integration.test_webhook_delivery import Receiver
+from tests.support.images import jpeg_bytes
+from tests.support.processes import Stack, free_port, wait_job
+from tests.support.servers import RABBIT_HOST, rabbitmqctl
+from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg, submit, until_running
+from tests.support.webhooks import Receiver
 
 pytestmark = pytest.mark.services
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from pixtools import __version__
 from pixtools.cli import build_parser
-from tests.conftest import ROOT, jpeg_bytes
+from tests.support.images import jpeg_bytes
+from tests.support.processes import ROOT
 
 # Runs the CLI in a Python where numpy and onnxruntime cannot be imported (the ML extra is
 # not installed): importing either raises ModuleNotFoundError, as on such an install.

@@ -12,8 +12,8 @@ from types import ModuleType
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Stack
-from tests.e2e.test_admin_and_keys import make_key
+from tests.support.keys import make_key
+from tests.support.processes import ROOT, Stack
 
 pytestmark = pytest.mark.services
 

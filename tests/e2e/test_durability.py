@@ -8,8 +8,6 @@ The recovery times are printed (``pytest -s``); bench/recovery.py measures them 
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import os
 import signal
 import subprocess
@@ -17,55 +15,20 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
-import numpy as np
 import pika
 import pytest
-from PIL import Image
 
+from pixtools.services import job_repository
 from pixtools.settings import Settings
 from pixtools.store.database import Database
-from pixtools.store.jobs import Claim, JobRepository
-from tests.conftest import ROOT, Stack, free_port, jpeg_bytes, wait_job
+from pixtools.store.jobs import Claim
+from tests.support.images import jpeg_bytes
+from tests.support.processes import ROOT, Stack, free_port, wait_job
+from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg, submit, until_running
 
 pytestmark = pytest.mark.services
-
-# Long enough (seconds on these cores) that the kill lands mid-output.
-# Seconds of work on a 6 MP noisy source with pillow-simd as with Pillow (lossless WebP of
-# sharpened noise: the encoder's time, which no SIMD build of the filters shortens).
-SLOW_OUTPUT = {
-    "name": "slow",
-    "steps": [
-        {"op": "sharpen", "amount": 10, "radius": 10},
-        {"op": "convert", "format": "webp", "lossless": True},
-    ],
-}
-
-
-def noisy_jpeg(w: int, h: int, seed: int = 1) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=95)
-    return buf.getvalue()
-
-
-async def submit(client: httpx.AsyncClient, spec: dict[str, Any], data: bytes) -> str:
-    resp = await client.post(
-        "/api/v1/jobs", files={"file": ("big.jpg", data)}, data={"spec": json.dumps(spec)}
-    )
-    assert resp.status_code == 202, resp.text
-    return str(resp.json()["id"])
-
-
-async def until_running(client: httpx.AsyncClient, jid: str) -> None:
-    for _ in range(600):
-        job = (await client.get(f"/api/v1/jobs/{jid}")).json()
-        if any(o["status"] == "running" for o in job["outputs"]):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {jid} never started: {job}")
 
 
 def restart_standard_worker(stack: Stack) -> None:
@@ -107,7 +70,7 @@ async def test_a_message_for_an_output_held_by_a_dead_attempt_waits_and_takes_ov
         jid = await submit(stack_client, spec, jpeg_bytes(120, 90))
         db = Database(services_settings.database_url, pool_size=1)
         try:
-            claim = await JobRepository(db).claim_output(uuid.UUID(jid), "a", stale_after=60)
+            claim = await job_repository(db).claim_output(uuid.UUID(jid), "a", stale_after=60)
         finally:
             await db.dispose()
         assert isinstance(claim, Claim)

@@ -11,11 +11,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,29 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Stack, free_port, jpeg_bytes
+from tests.support.dev import BOUNDARY, multipart, start_dev
+from tests.support.images import jpeg_bytes
+from tests.support.processes import Stack
 
 SPEC = json.dumps({"outputs": [{"name": "small", "steps": [{"op": "resize", "width": 32}]}]})
-BOUNDARY = "edgeboundary"
-
-
-def start_dev(tmp: Path, **settings: str) -> Stack:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")}
-    env["PIXTOOLS_DATA_DIR"] = str(tmp)
-    env.update({f"PIXTOOLS_{k.upper()}": v for k, v in settings.items()})
-    port = free_port()
-    stack = Stack(f"http://127.0.0.1:{port}", {}, tmp)
-    log = open(tmp / "api.log", "wb")  # noqa: SIM115 - closed when the process ends
-    stack.procs["api"] = subprocess.Popen(
-        [sys.executable, "-m", "pixtools.cli", "dev", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp,
-        start_new_session=True,
-    )
-    stack.wait_ready(90)
-    return stack
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +58,6 @@ def read_until_closed(sock: socket.socket) -> bytes:
         while chunk := sock.recv(65536):
             data += chunk
     return data
-
-
-def multipart(*parts: tuple[str, str | None, bytes]) -> bytes:
-    """A multipart body from (name, filename or None, content) parts."""
-    out = b""
-    for name, filename, content in parts:
-        disposition = f'form-data; name="{name}"'
-        if filename is not None:
-            disposition += f'; filename="{filename}"'
-        out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-        out += content + b"\r\n"
-    return out + f"--{BOUNDARY}--\r\n".encode()
 
 
 def upload_head(length: int) -> bytes:

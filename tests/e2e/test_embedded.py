@@ -9,49 +9,13 @@ import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, Stack, free_port, jpeg_bytes, wait_job
-
-
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data = tmp_path_factory.mktemp("embedded")
-    # No PIXTOOLS_* service URLs at all: the embedded defaults.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTOOLS_")}
-    env["PIXTOOLS_DATA_DIR"] = str(data)
-    env["PIXTOOLS_WEBHOOK_ALLOW_PRIVATE"] = "true"  # the test's receiver is on loopback
-    env["OTEL_TRACES_EXPORTER"] = "console"  # spans as JSON in the log, checked below
-    env["OTEL_BSP_SCHEDULE_DELAY"] = "100"
-    port = free_port()
-    stack = Stack(f"http://127.0.0.1:{port}", {}, data)
-    log = open(data / "dev.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pixtools.cli", "dev", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=data,
-        start_new_session=True,
-    )
-    stack.procs["api"] = proc
-    try:
-        stack.wait_ready(90)
-        yield stack
-    finally:
-        stack.stop_all()
-        log.close()
-
-
-@pytest.fixture
-async def client(embedded: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=embedded.base_url, timeout=30) as c:
-        yield c
+from tests.support.images import jpeg_bytes
+from tests.support.processes import ROOT, Stack, wait_job
 
 
 async def test_dev_prints_the_url_and_runs_a_job(
@@ -168,7 +132,7 @@ def test_process_runs_a_spec_without_any_service(tmp_path: Path) -> None:
 
 async def test_webhook_is_delivered_signed(client: httpx.AsyncClient, embedded: Stack) -> None:
     from pixtools.webhooks.signing import verify
-    from tests.integration.test_webhook_delivery import Receiver
+    from tests.support.webhooks import Receiver
 
     receiver = Receiver()
     import threading

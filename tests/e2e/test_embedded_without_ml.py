@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 from pixtools.api import app as app_module
 from pixtools.api.app import create_app
 from pixtools.settings import Settings
-from tests.conftest import jpeg_bytes
+from tests.support.images import jpeg_bytes
 
 
 def test_ml_ops_refused_when_this_process_cannot_run_them(

@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from pixtools.api.middleware import SECURITY_HEADERS
-from tests.conftest import jpeg_bytes
-from tests.e2e.test_edge_hardening import BOUNDARY, multipart, start_dev
+from tests.support.dev import BOUNDARY, multipart, start_dev
+from tests.support.images import jpeg_bytes
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pixtools.services import build_services
 from pixtools.settings import Settings
 from pixtools.store.jobs import NewJob, NewOutput
 from pixtools.store.objects import source_key
-from tests.conftest import wait_job
+from tests.support.processes import wait_job
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from pixtools.ml import samples
 from pixtools.ml.faces import blur_region
-from tests.conftest import wait_job
+from tests.support import samples
+from tests.support.processes import wait_job
 
 pytestmark = [pytest.mark.services, pytest.mark.ml]
 

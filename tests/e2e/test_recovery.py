@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.conftest import RABBIT_HOST, ROOT, Stack, rabbitmqctl
+from tests.support.processes import ROOT, Stack
+from tests.support.servers import RABBIT_HOST, rabbitmqctl
 
 pytestmark = pytest.mark.services
 

@@ -21,7 +21,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Err
 
-from tests.e2e.test_edge_hardening import start_dev
+from tests.support.dev import start_dev
 
 
 @pytest.fixture(scope="module")

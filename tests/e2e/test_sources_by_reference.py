@@ -5,20 +5,20 @@ URL sources from a local HTTP server."""
 from __future__ import annotations
 
 import contextlib
-import http.server
 import io
 import secrets
-import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import Stack, free_port, jpeg_bytes, migrated_database, rabbitmqctl, wait_job
-from tests.e2e.test_admin_and_keys import make_key
-from tests.e2e.test_services_api import PNG, THUMB, s3_keys, submit
+from tests.support.api import PNG, THUMB, s3_keys, submit
+from tests.support.images import jpeg_bytes
+from tests.support.keys import make_key
+from tests.support.processes import Stack, free_port, wait_job
+from tests.support.servers import migrated_database, rabbitmqctl
 
 pytestmark = pytest.mark.services
 
@@ -223,43 +223,6 @@ async def test_a_bad_presigned_upload_is_refused_like_a_bad_upload(
 
 
 # --- URL sources --------------------------------------------------------------------------
-
-
-class Images(http.server.BaseHTTPRequestHandler):
-    photo = jpeg_bytes(800, 600)
-
-    def do_GET(self) -> None:
-        port = cast("tuple[str, int]", self.server.server_address)[1]
-        routes: dict[str, tuple[int, dict[str, str], bytes]] = {
-            "/photo.jpg": (200, {"Content-Type": "image/jpeg"}, self.photo),
-            "/text": (200, {}, b"hello"),
-            "/missing": (404, {}, b""),
-            "/big": (200, {}, b"\xff\xd8\xff" + b"0" * 300_000),
-            "/elsewhere": (302, {"Location": f"http://localhost:{port}/photo.jpg"}, b""),
-            "/hop": (302, {"Location": "/photo.jpg"}, b""),
-        }
-        status, headers, body = routes.get(self.path, (404, {}, b""))
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
-@pytest.fixture(scope="module")
-def image_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Images)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")

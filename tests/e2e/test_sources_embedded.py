@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import jpeg_bytes, wait_job
-from tests.e2e.test_embedded import client, embedded
-from tests.e2e.test_services_api import PNG, THUMB, form
-
-__all__ = ["client", "embedded"]  # the module's fixtures, shared
+from tests.support.api import PNG, THUMB, form
+from tests.support.images import jpeg_bytes
+from tests.support.processes import wait_job
 
 
 async def test_a_job_on_a_stored_source_in_the_local_store(client: httpx.AsyncClient) -> None:

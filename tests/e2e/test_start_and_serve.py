@@ -24,7 +24,8 @@ import pytest
 from PIL import Image
 
 from pixtools.imaging.decode import avif_codec
-from tests.conftest import free_port, jpeg_bytes, wait_for
+from tests.support.images import jpeg_bytes
+from tests.support.processes import free_port, wait_for
 
 READY = re.compile(r"pixtools api ready")
 

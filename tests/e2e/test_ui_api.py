@@ -13,9 +13,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import Stack, jpeg_bytes, wait_job
-from tests.e2e.test_durability import SLOW_OUTPUT, noisy_jpeg, until_running
-from tests.e2e.test_services_api import THUMB, s3_keys
+from tests.support.api import THUMB, s3_keys
+from tests.support.images import jpeg_bytes
+from tests.support.processes import Stack, wait_job
+from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg, until_running
 
 pytestmark = pytest.mark.services
 

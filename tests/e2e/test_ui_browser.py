@@ -34,10 +34,11 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from pixtools.ml import samples
-from tests.conftest import Stack, png_with_corrupt_pixels
-from tests.e2e.test_admin_and_keys import make_key
-from tests.e2e.test_durability import SLOW_OUTPUT, noisy_jpeg
+from tests.support import samples
+from tests.support.images import png_with_corrupt_pixels
+from tests.support.keys import make_key
+from tests.support.processes import Stack
+from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg
 
 pytestmark = [pytest.mark.services, pytest.mark.ml]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.infra.test_terraform import TERRAFORM, Stack
+from tests.support.terraform import TERRAFORM, Stack
 
 
 def blocks(value: Any) -> list[dict[str, Any]]:

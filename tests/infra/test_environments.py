@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.infra.test_terraform import TERRAFORM, Stack
+from tests.support.terraform import TERRAFORM, Stack
 
 # Attributes that name a resource in its account (or, for buckets, globally).
 NAME_ATTRIBUTES = ("name", "name_prefix", "bucket", "identifier", "alarm_name", "association_name")

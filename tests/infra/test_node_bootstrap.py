@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.test_terraform import TERRAFORM, Stack, expr, one
+from tests.support.terraform import TERRAFORM, Stack, expr, one
 
 
 @pytest.fixture(scope="module")

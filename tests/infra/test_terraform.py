@@ -14,87 +14,17 @@ import subprocess
 from pathlib import Path
 from typing import Any, cast
 
-import hcl2
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TERRAFORM = REPO / "terraform"
+from tests.support.terraform import TERRAFORM, Stack, expr, one, parse
+
 BOOTSTRAP = TERRAFORM / "bootstrap"
 BUCKET_MODULE = TERRAFORM / "modules" / "private_bucket"
 ENVIRONMENTS = ("dev", "prod")
 
-_OPTIONS = hcl2.SerializationOptions(
-    with_comments=False, explicit_blocks=False, strip_string_quotes=True
-)
-
-
-def _parse(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        return hcl2.load(handle, serialization_options=_OPTIONS)
-
 
 def _tf_files() -> list[Path]:
     return sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.parts)
-
-
-class Stack:
-    """All top-level blocks of one Terraform module directory, merged across its .tf files."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.resources: dict[str, dict[str, dict[str, Any]]] = {}
-        self.data: dict[str, dict[str, dict[str, Any]]] = {}
-        self.ephemerals: dict[str, dict[str, dict[str, Any]]] = {}
-        self.variables: dict[str, dict[str, Any]] = {}
-        self.outputs: dict[str, dict[str, Any]] = {}
-        self.modules: dict[str, dict[str, Any]] = {}
-        self.locals: dict[str, Any] = {}
-        self.terraform: list[dict[str, Any]] = []
-        self.providers: dict[str, dict[str, Any]] = {}
-        for path in sorted(directory.glob("*.tf")):
-            parsed = _parse(path)
-            for kind, target in (
-                ("resource", self.resources),
-                ("data", self.data),
-                ("ephemeral", self.ephemerals),
-            ):
-                for entry in parsed.get(kind, []):
-                    for type_, named in entry.items():
-                        target.setdefault(type_, {}).update(named)
-            for kind, target in (
-                ("variable", self.variables),
-                ("output", self.outputs),
-                ("module", self.modules),
-                ("provider", self.providers),
-            ):
-                for entry in parsed.get(kind, []):
-                    target.update(entry)
-            for entry in parsed.get("locals", []):
-                self.locals.update(entry)
-            self.terraform.extend(parsed.get("terraform", []))
-
-    def resource(self, type_: str, name: str) -> dict[str, Any]:
-        assert name in self.resources.get(type_, {}), (
-            f"{self.directory.name}: missing {type_}.{name}"
-        )
-        return self.resources[type_][name]
-
-    def default(self, variable: str) -> Any:
-        assert variable in self.variables, f"{self.directory.name}: missing variable {variable}"
-        assert "default" in self.variables[variable], f"variable {variable} has no default"
-        return self.variables[variable]["default"]
-
-    def validation_conditions(self, variable: str) -> list[str]:
-        return [rule["condition"] for rule in self.variables[variable].get("validation", [])]
-
-
-def one(body: dict[str, Any], block: str) -> dict[str, Any]:
-    """The single nested block `block` of a parsed body."""
-    blocks = body.get(block)
-    assert isinstance(blocks, list) and len(blocks) == 1, (
-        f"expected exactly one {block} block, got {blocks!r}"
-    )
-    return cast("dict[str, Any]", blocks[0])
 
 
 def dynamic(body: dict[str, Any], block: str) -> dict[str, Any]:
@@ -102,11 +32,6 @@ def dynamic(body: dict[str, Any], block: str) -> dict[str, Any]:
         if block in entry:
             return cast("dict[str, Any]", entry[block])
     raise AssertionError(f"no dynamic {block} block")
-
-
-def expr(reference: str) -> str:
-    """How python-hcl2 renders a bare expression such as var.x."""
-    return "${" + reference + "}"
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +55,7 @@ def all_stacks(root: Stack, bootstrap: Stack, bucket_module: Stack) -> list[Stac
 
 
 def tfvars(environment: str) -> dict[str, Any]:
-    return _parse(TERRAFORM / "env" / f"{environment}.tfvars")
+    return parse(TERRAFORM / "env" / f"{environment}.tfvars")
 
 
 # --- every file parses; providers -------------------------------------------------------------
@@ -143,7 +68,7 @@ def test_the_three_module_directories_hold_every_tf_file() -> None:
 
 @pytest.mark.parametrize("path", _tf_files(), ids=lambda p: str(p.relative_to(TERRAFORM)))
 def test_every_tf_file_parses(path: Path) -> None:
-    assert _parse(path), f"{path} parsed to nothing"
+    assert parse(path), f"{path} parsed to nothing"
 
 
 def test_only_the_aws_provider_pinned_to_5_100(all_stacks: list[Stack]) -> None:
@@ -208,7 +133,7 @@ def test_no_environment_overrides_a_locked_default(variable: str) -> None:
 
 
 def test_each_environment_has_its_own_state_key() -> None:
-    keys = {env: _parse(TERRAFORM / "env" / f"{env}.s3.tfbackend") for env in ENVIRONMENTS}
+    keys = {env: parse(TERRAFORM / "env" / f"{env}.s3.tfbackend") for env in ENVIRONMENTS}
     for environment, config in keys.items():
         assert set(config) == {"key"}, "per-environment backend files hold only the state key"
         assert f"/{environment}/" in config["key"]
@@ -216,7 +141,7 @@ def test_each_environment_has_its_own_state_key() -> None:
 
 
 def test_backend_example_points_at_the_bootstrap_bucket_and_lock_table(bootstrap: Stack) -> None:
-    example = _parse(TERRAFORM / "backend.hcl.example")
+    example = parse(TERRAFORM / "backend.hcl.example")
     assert example["bucket"] == "pixtools-tfstate-<ACCOUNT_ID>-us-east-1"
     assert example["region"] == "us-east-1"
     assert example["dynamodb_table"] == bootstrap.locals["lock_table_name"] == "pixtools-tf-locks"

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from pixtools.maintenance.cleanup import cleanup_once
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
-from pixtools.store.jobs import OutputDone, utcnow
+from pixtools.store.jobs import OutputDone
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow
-from tests.integration.test_repository import new_job
+from pixtools.store.types import utcnow
+from tests.support.jobs import new_job
 
 
 async def finished_job_with_files(svc: Services) -> uuid.UUID:

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 
 from pixtools.messaging.broker import build_broker
 from pixtools.messaging.relay import OutboxRelay
+from pixtools.services import job_repository
 from pixtools.store.database import Database
-from pixtools.store.jobs import JobRepository
 from pixtools.store.models import OutboxRow
 from pixtools.store.outbox import OutboxRepository
-from tests.conftest import rabbitmqctl
-from tests.integration.test_repository import new_job
+from tests.support.jobs import new_job
+from tests.support.servers import rabbitmqctl
 
 pytestmark = pytest.mark.services
 
@@ -67,7 +67,7 @@ async def unsent(db: Database) -> int:
 
 
 async def test_two_relays_publish_every_row_exactly_once(db: Database, vhost_url: str) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     jobs = [new_job("a", "b") for _ in range(30)]
     for job in jobs:
         await repo.create(job, None)
@@ -89,7 +89,7 @@ async def test_two_relays_publish_every_row_exactly_once(db: Database, vhost_url
 async def test_a_failing_broker_keeps_rows_for_later_with_backoff(
     db: Database, vhost_url: str
 ) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a")
     await repo.create(job, None)
 
@@ -125,7 +125,7 @@ async def test_the_running_relay_is_woken_by_notify(db: Database, vhost_url: str
     try:
         await asyncio.sleep(0.5)  # LISTEN is up
         job = new_job("a")
-        await JobRepository(db).create(job, None)
+        await job_repository(db).create(job, None)
         for _ in range(50):
             if relay.published:
                 break
@@ -153,7 +153,7 @@ async def test_the_relay_listens_again_after_losing_its_listen_connection(
         assert killed == 1
         await asyncio.sleep(0.1)
         # Meanwhile a job is submitted in this process: the local wake stands in for NOTIFY.
-        await JobRepository(db).create(new_job("a"), None)
+        await job_repository(db).create(new_job("a"), None)
         for _ in range(50):
             if relay.published:
                 break

@@ -11,22 +11,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pixtools.messaging.names import FINALIZE_ACTOR, PROCESS_ACTOR, WEBHOOK_ACTOR
+from pixtools.services import job_repository
 from pixtools.store.database import Database
 from pixtools.store.jobs import (
-    FINALIZE_ACTOR,
-    PROCESS_ACTOR,
-    WEBHOOK_ACTOR,
     Claim,
     Held,
     IdempotencyClaim,
     IdempotencyConflict,
-    JobRepository,
-    NewJob,
-    NewOutput,
-    OutputDone,
 )
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow, OutboxRow, OutputRow
+from tests.support.jobs import DONE, new_job
 
 pytestmark = pytest.mark.services
 
@@ -45,26 +41,6 @@ async def db(
     await database.dispose()
 
 
-def new_job(*names: str, owner: str = "tester") -> NewJob:
-    return NewJob(
-        id=uuid.uuid4(),
-        owner=owner,
-        spec={"outputs": [{"name": n, "steps": [{"op": "grayscale"}]} for n in names]},
-        source={
-            "filename": "x.jpg",
-            "format": "jpeg",
-            "content_type": "image/jpeg",
-            "bytes": 1,
-            "width": 1,
-            "height": 1,
-            "key": "raw/x",
-        },
-        webhook_url=None,
-        archive=len(names) > 1,
-        outputs=[NewOutput(n, i, "standard", [{"op": "grayscale"}]) for i, n in enumerate(names)],
-    )
-
-
 async def outbox_rows(db: Database, job_id: uuid.UUID) -> list[OutboxRow]:
     async with db.sessions() as s:
         return list(
@@ -76,11 +52,8 @@ async def outbox_rows(db: Database, job_id: uuid.UUID) -> list[OutboxRow]:
         )
 
 
-DONE = OutputDone("processed/x/a.jpeg", "jpeg", "image/jpeg", 1, 1, 10, None)
-
-
 async def test_create_writes_job_outputs_and_outbox_in_one_go(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a", "b")
     await repo.create(job, None)
     record = await repo.get(job.id)
@@ -95,7 +68,7 @@ async def test_create_writes_job_outputs_and_outbox_in_one_go(db: Database) -> N
 
 
 async def test_a_failed_insert_leaves_nothing(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a")
     await repo.create(job, None)
     with pytest.raises(sa.exc.IntegrityError):
@@ -111,7 +84,7 @@ async def test_a_failed_insert_leaves_nothing(db: Database) -> None:
 
 
 async def test_idempotency_key_conflicts_tell_same_from_different(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     first = new_job("a")
     key = f"k-{uuid.uuid4()}"
     await repo.create(first, IdempotencyClaim("tester", key, "h1"))
@@ -128,7 +101,7 @@ async def test_idempotency_key_conflicts_tell_same_from_different(db: Database) 
 
 
 async def test_claim_is_exclusive_and_fenced_by_attempt(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a")
     await repo.create(job, None)
     first = await repo.claim_output(job.id, "a", stale_after=60)
@@ -146,7 +119,7 @@ async def test_claim_is_exclusive_and_fenced_by_attempt(db: Database) -> None:
 
 
 async def test_last_output_to_finish_enqueues_finalize_exactly_once(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a", "b", "c")
     await repo.create(job, None)
     claims = [await repo.claim_output(job.id, n, stale_after=60) for n in "abc"]
@@ -171,7 +144,7 @@ async def test_last_output_to_finish_enqueues_finalize_exactly_once(db: Database
 
 
 async def test_transient_failure_requeues_with_delay(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a")
     await repo.create(job, None)
     await repo.claim_output(job.id, "a", stale_after=60)
@@ -183,7 +156,7 @@ async def test_transient_failure_requeues_with_delay(db: Database) -> None:
 
 
 async def test_stale_outputs_are_requeued_then_failed(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a")
     await repo.create(job, None)
     # (the database is shared by the session's tests: count only this job's rows)
@@ -206,7 +179,7 @@ async def test_stale_outputs_are_requeued_then_failed(db: Database) -> None:
 
 
 async def test_list_pages_newest_first_per_owner(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     owner = f"lister-{uuid.uuid4()}"
     ids = []
     for _ in range(5):
@@ -226,7 +199,7 @@ async def test_list_pages_newest_first_per_owner(db: Database) -> None:
 
 
 async def test_retry_failed_outputs_of_a_terminal_job(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a", "b")
     await repo.create(job, None)
     for n in "ab":
@@ -244,7 +217,7 @@ async def test_retry_failed_outputs_of_a_terminal_job(db: Database) -> None:
 
 
 async def test_a_job_without_archive_closes_with_its_last_output(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("only")
     await repo.create(job, None)
     await repo.claim_output(job.id, "only", stale_after=60)
@@ -256,7 +229,7 @@ async def test_a_job_without_archive_closes_with_its_last_output(db: Database) -
 
 
 async def test_finalize_forgotten_catches_a_job_whose_finalizer_died(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a", "b")  # two outputs: an archive, so finalize runs after the last one
     await repo.create(job, None)
     for n in "ab":
@@ -276,7 +249,7 @@ async def test_a_connection_the_server_closed_is_replaced_not_handed_out(
 ) -> None:
     # No pre-ping round trip on checkout: the pool relies on asyncpg knowing the socket closed.
     db = Database(private_pg_url, pool_size=1)
-    repo = JobRepository(db)
+    repo = job_repository(db)
     try:
         async with db.reads() as s:
             first = await s.scalar(sa.text("SELECT pg_backend_pid()"))
@@ -297,7 +270,7 @@ async def test_a_connection_the_server_closed_is_replaced_not_handed_out(
 
 async def test_triggers_notify_the_outbox_and_a_finished_job(private_pg_url: str) -> None:
     db = Database(private_pg_url)
-    repo = JobRepository(db)
+    repo = job_repository(db)
     got: dict[str, list[str]] = {"pixtools_outbox": [], "pixtools_jobs": []}
     listeners = [await db.listen(channel, got[channel].append) for channel in got]
     try:
@@ -325,7 +298,7 @@ async def test_a_jobs_whole_path_is_ten_statements(private_pg_url: str) -> None:
     (output, count-down, states, close), a read 1. BEGIN/COMMIT come on top; reads have none.
     A per-call pre-ping or a NOTIFY statement would show here."""
     db = Database(private_pg_url)
-    repo = JobRepository(db)
+    repo = job_repository(db)
     seen: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -351,7 +324,7 @@ async def test_a_jobs_whole_path_is_ten_statements(private_pg_url: str) -> None:
 
 
 async def test_cancel_ends_the_job_and_fences_its_outputs(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a", "b")
     job = dataclasses.replace(job, webhook_url="https://example.com/hook")
     await repo.create(job, None)
@@ -374,7 +347,7 @@ async def test_cancel_ends_the_job_and_fences_its_outputs(db: Database) -> None:
 
 
 async def test_resume_unfinished_requeues_running_and_republishes_pending(db: Database) -> None:
-    repo = JobRepository(db)
+    repo = job_repository(db)
     job = new_job("a", "b")
     await repo.create(job, None)
     await db_mark_sent(db, job.id)

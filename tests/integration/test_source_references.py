@@ -12,14 +12,16 @@ import pytest
 import sqlalchemy as sa
 
 from pixtools.maintenance.cleanup import cleanup_once
-from pixtools.services import build_services
+from pixtools.services import build_services, job_repository
 from pixtools.settings import Settings
 from pixtools.store.database import Database
-from pixtools.store.jobs import _LOCK_SOURCE_OF, JobRepository, NewJob, SourceGone, utcnow
+from pixtools.store.jobs import JobRepository, NewJob, SourceGone
+from pixtools.store.jobs.statements import LOCK_SOURCE_OF
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow
 from pixtools.store.sources import UploadRepository, source_of_job
-from tests.integration.test_repository import DONE, new_job
+from pixtools.store.types import utcnow
+from tests.support.jobs import DONE, new_job
 
 pytestmark = pytest.mark.services
 
@@ -83,7 +85,7 @@ async def test_cleanup_keeps_a_source_another_job_still_uses(tmp_path: Path) -> 
 
 async def test_a_job_on_a_removed_or_foreign_source_is_refused(private_pg_url: str) -> None:
     db = Database(private_pg_url)
-    repo = JobRepository(db)
+    repo = job_repository(db)
     try:
         first = new_job("a")
         await finished(repo, first)
@@ -103,7 +105,7 @@ async def test_a_job_on_a_removed_or_foreign_source_is_refused(private_pg_url: s
 
 async def test_removal_marks_a_source_still_shared(private_pg_url: str) -> None:
     db = Database(private_pg_url)
-    repo = JobRepository(db)
+    repo = job_repository(db)
     try:
         first = new_job("a")
         key = f"raw/{first.id}/source.jpg"
@@ -130,7 +132,7 @@ async def test_uploads_never_used_are_forgotten_with_their_objects(private_pg_ur
         await uploads.create(used, "tester", f"raw/{used}/source", 1000)
         assert await uploads.get(unused, "someone-else") is None
         job = dataclasses.replace(new_job("a"), id=used)
-        await JobRepository(db).create(sharing(job, f"raw/{used}/source"), None)
+        await job_repository(db).create(sharing(job, f"raw/{used}/source"), None)
         keys = await uploads.delete_older_than(utcnow() + timedelta(seconds=1))
         assert f"raw/{unused}/source" in keys and f"raw/{used}/source" not in keys
         assert await uploads.get(used, "tester") is None
@@ -143,7 +145,7 @@ async def test_a_job_by_references_whole_path_is_twelve_statements(private_pg_ur
     read (1), the submission (its row key-share-locked, then the same three inserts as an
     upload's job), claim 2, finish 4, the answer's read 1. BEGIN/COMMIT come on top."""
     db = Database(private_pg_url)
-    repo = JobRepository(db)
+    repo = job_repository(db)
     try:
         first = new_job("a")
         await repo.create(first, None)
@@ -178,7 +180,7 @@ async def test_a_cleanup_meeting_a_job_being_made_on_the_source_waits_and_sees_i
     its source is being inserted. The DELETE waits for that insert, then the reference check
     sees the new job: the source is kept."""
     db, submitter, watcher = (Database(private_pg_url) for _ in range(3))
-    repo = JobRepository(db)
+    repo = job_repository(db)
     try:
         first = new_job("a")
         key = f"raw/{first.id}/source.jpg"
@@ -188,7 +190,7 @@ async def test_a_cleanup_meeting_a_job_being_made_on_the_source_waits_and_sees_i
         now = utcnow()
         async with submitter.transaction() as s:
             # What ``create(source_of=...)`` does first, held open here.
-            await s.execute(_LOCK_SOURCE_OF, {"p_job_id": first.id, "p_owner": "tester"})
+            await s.execute(LOCK_SOURCE_OF, {"p_job_id": first.id, "p_owner": "tester"})
             cleanup = asyncio.create_task(repo.delete_older_than(now - timedelta(days=1)))
             while True:  # until the cleanup's DELETE is waiting for the lock
                 async with watcher.reads() as w:

@@ -6,9 +6,7 @@ import pytest
 
 from pixtools.jobs.fetch import SourceFetchError, SourceFetchRefused, fetch_url
 from pixtools.settings import Settings
-from tests.e2e.test_sources_by_reference import Images, image_server
-
-__all__ = ["image_server"]  # the fixture, shared
+from tests.support.imageserver import Images
 
 
 def settings(**extra: str) -> Settings:
@@ -40,7 +38,7 @@ async def test_a_host_off_the_allowlist_is_refused_before_any_lookup(image_serve
 
 
 async def test_a_dead_server_is_a_transient_error() -> None:
-    from tests.conftest import free_port
+    from tests.support.processes import free_port
 
     with pytest.raises(SourceFetchError):
         await fetch_url(

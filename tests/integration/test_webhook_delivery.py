@@ -8,8 +8,6 @@ import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import msgspec
 import pytest
@@ -22,29 +20,10 @@ from pixtools.store.webhooks import WebhookRepository
 from pixtools.webhooks.breaker import CircuitBreaker
 from pixtools.webhooks.delivery import deliver
 from pixtools.webhooks.signing import verify
-from tests.integration.test_repository import DONE, new_job
+from tests.support.jobs import DONE, new_job
+from tests.support.webhooks import Receiver
 
 pytestmark = pytest.mark.services
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 @pytest.fixture
@@ -92,7 +71,7 @@ async def test_delivered_webhook_is_signed_and_recorded(svc: Services, receiver:
     assert headers["pixtools-delivery"] == str(delivery)
     assert verify("test-secret", body, headers["pixtools-signature"])
     assert json.loads(body)["id"] == str(job_id)
-    attempts = await WebhookRepository(svc.db).attempts(job_id)
+    attempts = await WebhookRepository(svc.db, svc.jobs.routes).attempts(job_id)
     assert [(a.attempt, a.status_code, a.error) for a in attempts] == [(1, 200, None)]
     record = await svc.jobs.get(job_id)
     assert record is not None and record.job.webhook_status == "delivered"
@@ -122,7 +101,7 @@ async def test_failures_retry_with_the_same_delivery_id_then_open_the_breaker(
     await deliver(svc, job_id, delivery)  # second failure: the breaker opens (threshold 2)
     await deliver(svc, job_id, delivery)  # refused without a request
     assert len(receiver.requests) == 2
-    attempts = await WebhookRepository(svc.db).attempts(job_id)
+    attempts = await WebhookRepository(svc.db, svc.jobs.routes).attempts(job_id)
     assert [a.status_code for a in attempts] == [500, 500, None]
     assert attempts[-1].error == "circuit open for this destination"
     record = await svc.jobs.get(job_id)

@@ -14,19 +14,27 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import yaml
+
+from tests.support.manifests import (
+    ENVS,
+    K8S_SCHEMA_VERSION,
+    Objects,
+    all_containers,
+    containers,
+    named,
+    of_kind,
+    pod_template,
+    quantity_mi,
+    render,
+    workloads,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFESTS = ROOT / "manifests"
-ENVS = ("dev", "prod")
 # The plan's worker split, as the repo's own docs write it down (the repo stands alone).
 CLUSTER_DOC = ROOT / "docs" / "cluster.md"
 
@@ -45,7 +53,6 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 }
-K8S_SCHEMA_VERSION = os.environ.get("PIXTOOLS_K8S_VERSION", "1.31.0")
 
 SPOT_NOTICE_SECONDS = 120
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -55,36 +62,10 @@ APP_IMAGES = {"api": "pixtools-api", "worker": "pixtools-worker"}
 # What the whole node requests (these manifests and the charts the roles install) against the
 # smallest locked instance type: tests/manifests/test_platform.py.
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "CronJob", "Job")
-
-Object = dict[str, Any]
-Objects = tuple[Object, ...]
-
 
 # ---------------------------------------------------------------------------------------------
 # Rendering and walking the objects
 # ---------------------------------------------------------------------------------------------
-
-
-def _kubectl() -> str:
-    found = shutil.which("kubectl") or (
-        "/usr/bin/kubectl" if Path("/usr/bin/kubectl").exists() else None
-    )
-    if found is None:
-        pytest.fail("kubectl is not installed: the manifests are rendered with `kubectl kustomize`")
-    return found
-
-
-@cache
-def render(env: str) -> Objects:
-    out = subprocess.run(
-        [_kubectl(), "kustomize", str(MANIFESTS / "overlays" / env)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
 
 
 @pytest.fixture(params=ENVS)
@@ -95,38 +76,6 @@ def env(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def objects(env: str) -> Objects:
     return render(env)
-
-
-def of_kind(objs: Objects, kind: str) -> list[dict[str, Any]]:
-    return [o for o in objs if o["kind"] == kind]
-
-
-def named(objs: Objects, kind: str, name: str) -> dict[str, Any]:
-    matches = [o for o in of_kind(objs, kind) if o["metadata"]["name"] == name]
-    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
-    return matches[0]
-
-
-def pod_template(obj: dict[str, Any]) -> dict[str, Any]:
-    if obj["kind"] == "CronJob":
-        return dict(obj["spec"]["jobTemplate"]["spec"]["template"])
-    return dict(obj["spec"]["template"])
-
-
-def workloads(objs: Objects) -> list[dict[str, Any]]:
-    return [o for o in objs if o["kind"] in WORKLOAD_KINDS]
-
-
-def containers(pod_spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield from pod_spec.get("initContainers", [])
-    yield from pod_spec["containers"]
-
-
-def all_containers(objs: Objects) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    for w in workloads(objs):
-        spec = pod_template(w)["spec"]
-        for c in containers(spec):
-            yield f"{w['kind']}/{w['metadata']['name']}/{c['name']}", spec, c
 
 
 def main_container(obj: dict[str, Any]) -> dict[str, Any]:
@@ -140,27 +89,6 @@ def env_value(container: dict[str, Any], name: str) -> str | None:
         if item["name"] == name:
             return cast("str | None", item.get("value"))
     return None
-
-
-def quantity_milli_cpu(value: str | int | float) -> int:
-    text = str(value)
-    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
-
-
-def quantity_mi(value: str | int) -> float:
-    text = str(value)
-    units = {
-        "Ki": 1 / 1024,
-        "Mi": 1,
-        "Gi": 1024,
-        "Ti": 1024 * 1024,
-        "M": 1e6 / 2**20,
-        "G": 1e9 / 2**20,
-    }
-    for suffix, factor in units.items():
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * factor
-    return float(text) / 2**20
 
 
 def seconds(duration: str) -> int:

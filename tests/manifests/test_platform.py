@@ -18,7 +18,7 @@ import jinja2
 import pytest
 import yaml
 
-from tests.manifests.test_manifests import (
+from tests.support.manifests import (
     ENVS,
     Objects,
     all_containers,
@@ -477,7 +477,7 @@ def test_the_node_role_may_write_to_that_group() -> None:
 def test_the_guard_policies_validate_against_the_kubernetes_schema() -> None:
     import kubernetes_validate.utils as kv
 
-    from tests.manifests.test_manifests import K8S_SCHEMA_VERSION
+    from tests.support.manifests import K8S_SCHEMA_VERSION
 
     for doc in yaml.safe_load_all(IMDS_GUARD.read_text()):
         kv.validate(doc, K8S_SCHEMA_VERSION, strict=True)

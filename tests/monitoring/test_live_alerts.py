@@ -26,15 +26,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import (
-    Stack,
-    free_port,
-    jpeg_bytes,
-    png_with_corrupt_pixels,
-    wait_for,
-    wait_job,
-)
 from tests.monitoring import promrules
+from tests.support.images import jpeg_bytes, png_with_corrupt_pixels
+from tests.support.processes import Stack, free_port, wait_for, wait_job
 
 pytestmark = pytest.mark.services
 

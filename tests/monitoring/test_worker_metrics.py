@@ -11,7 +11,8 @@ import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from prometheus_client import REGISTRY
 
-from tests.conftest import RABBIT_HOST, rabbitmqctl, wait_for
+from tests.support.processes import wait_for
+from tests.support.servers import RABBIT_HOST, rabbitmqctl
 
 pytestmark = pytest.mark.services
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageCms
 
 from pixtools.imaging import ImageError, ImageErrorKind, extract_metadata, probe, render_output
 from pixtools.jobspec.ops import Convert, Resize, Rotate
-from tests.unit.imaging.images import encode
+from tests.support.images import encode
 
 MAX_PIXELS = 64 * 64 * 4  # small: whatever a mutated header claims, decoding stays tiny
 

@@ -18,7 +18,7 @@ from PIL import Image
 from pixtools.api.catalogue import catalogue
 from pixtools.imaging import render_output
 from pixtools.jobspec.job import parse_spec
-from tests.conftest import jpeg_bytes
+from tests.support.images import jpeg_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DOC = ROOT / "docs" / "api.md"

@@ -17,7 +17,7 @@ from pixtools.jobspec import SpecError, parse_spec, spec_to_builtins
 from pixtools.jobspec.job import check_result_sizes, steps_from_builtins
 from pixtools.jobspec.ops import OpDef, Step, register, unregister
 from pixtools.jobspec.queues import STANDARD
-from tests.conftest import jpeg_bytes
+from tests.support.images import jpeg_bytes
 
 
 class Border(Step, tag="toy_border", frozen=True):

@@ -33,12 +33,6 @@ def srgb_profile() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-@cache
-def srgb_icc_bytes() -> bytes:
-    """The sRGB profile as ICC bytes, for an output that must carry one."""
-    return srgb_profile().tobytes()
-
-
 @lru_cache(maxsize=32)
 def _transform(icc: bytes | None, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
     source = (

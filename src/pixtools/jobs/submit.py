@@ -25,7 +25,7 @@ from pixtools.store.jobs import (
     NewJob,
     NewOutput,
 )
-from pixtools.webhooks.guard import UnsafeWebhookUrl, check_webhook_destination
+from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ async def checked_spec(raw: str | bytes, settings: Settings, *, ml_steps: bool) 
         )
     if spec.webhook_url is not None and not settings.webhook_allow_private:
         try:
-            await check_webhook_destination(spec.webhook_url)
+            await resolve_public(spec.webhook_url)
         except UnsafeWebhookUrl as exc:
             raise field_error("webhook_url", str(exc)) from None
     return spec

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Literal
 
 JobStatus = Literal["queued", "running", "succeeded", "partial", "failed", "canceled"]
-OutputStatus = Literal["pending", "running", "succeeded", "failed", "canceled"]
 
 TERMINAL_JOB: frozenset[str] = frozenset({"succeeded", "partial", "failed", "canceled"})
 TERMINAL_OUTPUT: frozenset[str] = frozenset({"succeeded", "failed"})

@@ -12,9 +12,9 @@ from typing import Any
 
 from pixtools.services import build_services
 from pixtools.settings import Settings
-from pixtools.store.jobs import utcnow
 from pixtools.store.outbox import OutboxRepository
 from pixtools.store.sources import UploadRepository
+from pixtools.store.types import utcnow
 
 
 async def cleanup_once(settings: Settings) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pixtools.services import Services, build_services
 from pixtools.settings import Settings
 from pixtools.store.cache import MemoryCache
 from pixtools.store.database import LocalSignals
-from pixtools.store.jobs import utcnow
+from pixtools.store.types import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from PIL import Image
 from pixtools.imaging.context import StepContext
 from pixtools.jobspec.ops import BlurFaces, DetectFaces, Moderate, Ocr
 from pixtools.ml import faces, moderation, runtime, text
-from pixtools.ml.stats import STATS
 
 #: Every model the ops use, for ``preload``.
 MODELS = (
@@ -40,45 +39,41 @@ def preload() -> None:
 
 def blur_faces(img: Image.Image, params: BlurFaces, ctx: StepContext) -> Image.Image:
     """Blur every face scoring at least ``min_score``; ``result.faces_blurred`` counts them."""
-    with STATS.op("blur_faces"):
-        found = faces.detect(img, params.min_score)
-        ctx.result["faces_blurred"] = ctx.result.get("faces_blurred", 0) + len(found)
-        return faces.blur(img, found, params.strength, params.shape)
+    found = faces.detect(img, params.min_score)
+    ctx.result["faces_blurred"] = ctx.result.get("faces_blurred", 0) + len(found)
+    return faces.blur(img, found, params.strength, params.shape)
 
 
 def detect_faces(img: Image.Image, params: DetectFaces, ctx: StepContext) -> Image.Image:
     """``result.faces``: box, score and five landmarks of each face, in source pixels."""
-    with STATS.op("detect_faces"):
-        ctx.result["faces"] = [
-            {
-                "box": ctx.box_to_source(face.box),
-                "score": round(face.score, 4),
-                "landmarks": [_point(ctx, x, y) for x, y in face.landmarks],
-            }
-            for face in faces.detect(img, params.min_score)
-        ]
-        return img
+    ctx.result["faces"] = [
+        {
+            "box": ctx.box_to_source(face.box),
+            "score": round(face.score, 4),
+            "landmarks": [_point(ctx, x, y) for x, y in face.landmarks],
+        }
+        for face in faces.detect(img, params.min_score)
+    ]
+    return img
 
 
 def ocr(img: Image.Image, params: Ocr, ctx: StepContext) -> Image.Image:
     """``result.text`` (lines in reading order) and ``result.lines`` (text, box, score)."""
-    with STATS.op("ocr"):
-        page = text.read(img, params.min_score)
-        ctx.result["text"] = page.text
-        ctx.result["lines"] = [
-            {"text": line.text, "box": ctx.box_to_source(line.box), "score": round(line.score, 4)}
-            for line in page.lines
-        ]
-        return img
+    page = text.read(img, params.min_score)
+    ctx.result["text"] = page.text
+    ctx.result["lines"] = [
+        {"text": line.text, "box": ctx.box_to_source(line.box), "score": round(line.score, 4)}
+        for line in page.lines
+    ]
+    return img
 
 
 def moderate(img: Image.Image, params: Moderate, ctx: StepContext) -> Image.Image:  # noqa: ARG001  the pipeline calls every op as fn(img, params, ctx)
     """``result.nsfw`` and ``result.sfw``: probabilities that sum to 1."""
-    with STATS.op("moderate"):
-        nsfw = round(moderation.nsfw_probability(img), 6)
-        ctx.result["nsfw"] = nsfw
-        ctx.result["sfw"] = round(1.0 - nsfw, 6)
-        return img
+    nsfw = round(moderation.nsfw_probability(img), 6)
+    ctx.result["nsfw"] = nsfw
+    ctx.result["sfw"] = round(1.0 - nsfw, 6)
+    return img
 
 
 def _point(ctx: StepContext, x: float, y: float) -> list[float]:

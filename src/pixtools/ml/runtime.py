@@ -17,7 +17,6 @@ import hashlib
 import math
 import os
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 
 from pixtools.ml.onnx_graph import Dim, prepare_model
-from pixtools.ml.stats import STATS
 
 THREADS_ENV = "PIXTOOLS_ML_THREADS"
 PROVIDERS = ("CPUExecutionProvider",)
@@ -65,7 +63,7 @@ class ModelFile:
 
 
 class Model:
-    """A loaded onnxruntime session with a typed, timed ``run``."""
+    """A loaded onnxruntime session with a typed ``run``."""
 
     def __init__(self, spec: ModelFile, session: Any) -> None:
         self.spec = spec
@@ -75,10 +73,8 @@ class Model:
         self.metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
 
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> list[npt.NDArray[np.float32]]:
-        """Run the graph; the time spent is recorded in ``pixtools.ml.stats.STATS``."""
-        start = time.perf_counter()
+        """Run the graph."""
         outputs = self.session.run(self.output_names, dict(feeds))
-        STATS.add_inference(self.spec.key, time.perf_counter() - start, feeds)
         return [np.asarray(o) for o in outputs]
 
 
@@ -207,8 +203,3 @@ def _ort_version() -> str:
 def loaded() -> list[str]:
     """Keys of the models this process has loaded."""
     return sorted(_models)
-
-
-def loaded_model(key: str) -> Model:
-    """A model this process has loaded, by key (``KeyError`` if it has not)."""
-    return _models[key]

@@ -85,10 +85,6 @@ for _to in ("open", "closed"):
 
 def job_finished(status: str, created_at: datetime, finished_at: datetime) -> None:
     """Count a job's terminal status and observe its submit-to-done time."""
-    if created_at.tzinfo is None:  # SQLite hands back naive UTC
-        created_at = created_at.replace(tzinfo=UTC)
-    if finished_at.tzinfo is None:
-        finished_at = finished_at.replace(tzinfo=UTC)
     JOBS_FINISHED.labels(status).inc()
     JOB_LATENCY.labels(status).observe(max(0.0, (finished_at - created_at).total_seconds()))
 
@@ -158,7 +154,5 @@ class ApiMetrics:
         self.outbox_pending.set(count or 0)
         age = 0.0
         if earliest is not None:
-            if earliest.tzinfo is None:  # SQLite returns naive UTC
-                earliest = earliest.replace(tzinfo=UTC)
             age = max(0.0, (datetime.now(UTC) - earliest).total_seconds())
         self.outbox_oldest_age.set(age)

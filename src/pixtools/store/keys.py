@@ -10,8 +10,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from pixtools.store.database import Database
-from pixtools.store.jobs import utcnow
 from pixtools.store.models import ApiKeyRow
+from pixtools.store.types import utcnow
 
 KEY_PREFIX = "pxt_"
 

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pixtools.store.types import DateTimeUTC
+
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
-UTCDateTime = sa.DateTime(timezone=True)
 
 
 class Base(DeclarativeBase):
@@ -37,9 +38,9 @@ class JobRow(Base):
     webhook_status: Mapped[str | None] = mapped_column(sa.String(16))
     webhook_attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC)
 
     __table_args__ = (
         sa.Index("ix_jobs_owner_created", "owner", "created_at", "id"),
@@ -68,9 +69,9 @@ class OutputRow(Base):
     attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTimeUTC)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC)
 
     __table_args__ = (sa.Index("ix_outputs_status_heartbeat", "status", "heartbeat_at"),)
 
@@ -88,9 +89,9 @@ class OutboxRow(Base):
     actor: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     args: Mapped[list[Any]] = mapped_column(JSONType, nullable=False)
     job_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    available_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
+    available_at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTimeUTC)
     publish_attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     trace_context: Mapped[str | None] = mapped_column(sa.String(128))
@@ -107,7 +108,7 @@ class IdempotencyKeyRow(Base):
     job_id: Mapped[uuid.UUID] = mapped_column(
         sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
 
 
 class ApiKeyRow(Base):
@@ -117,8 +118,8 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(sa.String(128), nullable=False)
     key_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
     admin: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC)
 
 
 class WebhookAttemptRow(Base):
@@ -132,7 +133,7 @@ class WebhookAttemptRow(Base):
     )
     delivery_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
     attempt: Mapped[int] = mapped_column(sa.Integer, nullable=False)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
     error: Mapped[str | None] = mapped_column(sa.Text)
     duration_ms: Mapped[float] = mapped_column(sa.Float, nullable=False)
@@ -148,6 +149,6 @@ class UploadRow(Base):
     owner: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     key: Mapped[str] = mapped_column(sa.String(512), nullable=False)
     max_bytes: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC, nullable=False)
 
     __table_args__ = (sa.Index("ix_uploads_created", "created_at"),)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from pixtools.store.database import Database
-from pixtools.store.jobs import aware, utcnow
 from pixtools.store.models import OutboxRow
+from pixtools.store.types import utcnow
 
 
 class OutboxRepository:
@@ -67,12 +67,12 @@ class OutboxRepository:
     async def next_due_in(self) -> float | None:
         """Seconds until the earliest unsent row is due (0 if one is due now)."""
         async with self.db.reads() as s:
-            earliest = await s.scalar(
+            earliest: datetime | None = await s.scalar(
                 sa.select(sa.func.min(OutboxRow.available_at)).where(OutboxRow.sent_at.is_(None))
             )
         if earliest is None:
             return None
-        return max(0.0, (aware(earliest) - utcnow()).total_seconds())
+        return max(0.0, (earliest - utcnow()).total_seconds())
 
     async def delete_sent_before(self, cutoff_hours: float) -> int:
         async with self.db.transaction() as s:

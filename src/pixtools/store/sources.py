@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pixtools.store.database import Database
-from pixtools.store.jobs import utcnow
 from pixtools.store.models import JobRow, UploadRow
+from pixtools.store.types import utcnow
 
 _SOURCE_OF = sa.select(JobRow.source, JobRow.metadata_).where(
     JobRow.id == sa.bindparam("p_job_id"), JobRow.owner == sa.bindparam("p_owner")

@@ -10,8 +10,9 @@ from typing import Literal
 import sqlalchemy as sa
 
 from pixtools.store.database import Database
-from pixtools.store.jobs import WEBHOOK_ACTOR, _outbox_row, aware, utcnow
+from pixtools.store.messages import Routes
 from pixtools.store.models import JobRow, WebhookAttemptRow
+from pixtools.store.types import utcnow
 
 Outcome = Literal["delivered", "retry", "failed", "circuit_open"]
 
@@ -27,8 +28,9 @@ class Attempt:
 
 
 class WebhookRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, routes: Routes) -> None:
         self.db = db
+        self.routes = routes
 
     async def record(
         self,
@@ -60,11 +62,7 @@ class WebhookRepository:
             )
             job.webhook_status = {"retry": "pending"}.get(outcome, outcome)
             if outcome in ("retry", "circuit_open"):
-                s.add(
-                    _outbox_row(
-                        "standard", WEBHOOK_ACTOR, [str(job_id), str(delivery_id)], job_id, retry_in
-                    )
-                )
+                s.add(self.routes.webhook_delivery(job_id, delivery_id, retry_in))
             return job.webhook_attempts
 
     async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
@@ -77,7 +75,7 @@ class WebhookRepository:
             return [
                 Attempt(
                     r.attempt,
-                    aware(r.at),
+                    r.at,
                     r.status_code,
                     r.error,
                     r.duration_ms,

@@ -17,7 +17,7 @@ from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
 from pixtools.settings import Settings
-from pixtools.store.webhooks import Outcome, WebhookRepository
+from pixtools.store.webhooks import Outcome
 from pixtools.views import job_out
 from pixtools.webhooks.breaker import CircuitBreaker, destination
 from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
@@ -38,7 +38,7 @@ def pinned_url(url: str, address: str) -> tuple[str, str]:
 async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
     """Make one delivery attempt of a job's terminal-state webhook and record its outcome."""
     settings = svc.settings
-    repo = WebhookRepository(svc.db)
+    repo = svc.webhooks
     record = await svc.jobs.get(job_id)
     if record is None or not record.job.webhook_url:
         return

@@ -56,8 +56,3 @@ async def resolve_public(url: str, *, allow_private: bool = False) -> list[str]:
                     "PIXTOOLS_WEBHOOK_ALLOW_PRIVATE=true allows private destinations)"
                 )
     return addresses
-
-
-async def check_webhook_destination(url: str) -> None:
-    """The submit-time check: raise ``UnsafeWebhookUrl`` unless ``url`` resolves publicly."""
-    await resolve_public(url)

@@ -3,9 +3,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from .images import encode, photo
-
-MAX_PIXELS = 50_000_000
+from tests.support.images import encode, photo
 
 
 @pytest.fixture(scope="session")

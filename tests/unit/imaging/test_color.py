@@ -11,9 +11,8 @@ from PIL import Image, ImageCms
 
 from pixtools.imaging import render_output
 from pixtools.jobspec.ops import Convert, Grayscale, OutputFormat, Resize
-
-from .conftest import MAX_PIXELS
-from .images import (
+from tests.support.images import (
+    MAX_PIXELS,
     PROCESS_INKS,
     encode,
     process_cmyk_profile,

@@ -11,7 +11,7 @@ import pytest
 
 from pixtools.imaging.decode import decode
 from pixtools.imaging.errors import CorruptImage
-from tests.conftest import png_with_corrupt_pixels
+from tests.support.images import png_with_corrupt_pixels
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])

@@ -12,9 +12,7 @@ from PIL import Image, ImageChops
 from pixtools.imaging import render_output
 from pixtools.imaging.encode import encoder_options
 from pixtools.jobspec.ops import Convert, OutputFormat, Resize
-
-from .conftest import MAX_PIXELS
-from .images import encode, photo
+from tests.support.images import MAX_PIXELS, encode, photo
 
 EXPECTED = {
     "jpeg": ("JPEG", "image/jpeg", "jpg"),

@@ -6,9 +6,7 @@ import pytest
 from PIL import Image
 
 from pixtools.imaging import ImageErrorKind, UnsupportedFormat, probe, sniff_format
-
-from .conftest import MAX_PIXELS
-from .images import encode
+from tests.support.images import MAX_PIXELS, encode
 
 PIL_NAMES = {
     "jpeg": "JPEG",

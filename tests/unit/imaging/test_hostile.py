@@ -12,9 +12,7 @@ from PIL import Image
 from pixtools.imaging import CorruptImage, ImageErrorKind, TooManyPixels, probe, render_output
 from pixtools.imaging.limits import apply_decoder_limits
 from pixtools.jobspec.ops import Convert, Resize
-
-from .conftest import MAX_PIXELS
-from .images import HUGE_HEADERS, encode, photo
+from tests.support.images import HUGE_HEADERS, MAX_PIXELS, encode, photo
 
 
 @pytest.mark.parametrize("fmt", sorted(HUGE_HEADERS))
@@ -76,7 +74,7 @@ def test_truncated_body_is_corrupt_at_probe_and_at_render(fmt: str) -> None:
 
 
 def test_zero_dimension_header_is_corrupt() -> None:
-    from .images import huge_bmp
+    from tests.support.images import huge_bmp
 
     with pytest.raises(CorruptImage):
         probe(huge_bmp(0, 16), max_pixels=MAX_PIXELS)

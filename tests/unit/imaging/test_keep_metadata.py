@@ -12,9 +12,7 @@ from PIL import Image, PngImagePlugin, TiffImagePlugin
 
 from pixtools.imaging import render_output
 from pixtools.jobspec.ops import Convert, KeepMetadata, OutputFormat, Resize
-
-from .conftest import MAX_PIXELS
-from .images import photo
+from tests.support.images import MAX_PIXELS, photo
 
 
 def _tiff(im: Image.Image) -> bytes:

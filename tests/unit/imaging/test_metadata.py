@@ -13,9 +13,7 @@ from PIL.TiffImagePlugin import IFDRational
 
 from pixtools.imaging import extract_metadata, render_output
 from pixtools.jobspec.ops import Convert, KeepMetadata, OutputFormat, Resize
-
-from .conftest import MAX_PIXELS
-from .images import encode, photo
+from tests.support.images import MAX_PIXELS, encode, photo
 
 XMP = (
     b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'

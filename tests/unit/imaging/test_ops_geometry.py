@@ -9,8 +9,7 @@ from pixtools.imaging import OperationError, StepContext
 from pixtools.imaging.ops import crop, flip, resize, rotate
 from pixtools.imaging.ops.resize import resize_geometry
 from pixtools.jobspec.ops import Crop, Flip, Resize, Rotate
-
-from .images import photo, quadrants
+from tests.support.images import photo, quadrants
 
 
 def ctx(size: tuple[int, int] = (640, 480)) -> StepContext:

@@ -9,8 +9,7 @@ from pixtools.imaging import StepContext
 from pixtools.imaging.ops import adjust, blur, grayscale, sharpen, watermark
 from pixtools.imaging.ops.watermark import FONT_PATH
 from pixtools.jobspec.ops import Adjust, Blur, Grayscale, Sharpen, Watermark
-
-from .images import photo, swapped_rgb_profile
+from tests.support.images import photo, swapped_rgb_profile
 
 
 def ctx() -> StepContext:

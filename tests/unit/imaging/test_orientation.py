@@ -9,9 +9,7 @@ from PIL import Image
 
 from pixtools.imaging import probe, render_output
 from pixtools.jobspec.ops import Convert, Resize
-
-from .conftest import MAX_PIXELS
-from .images import exif_rotated_jpeg, quadrants
+from tests.support.images import MAX_PIXELS, exif_rotated_jpeg, quadrants
 
 UPRIGHT_CORNERS = {"tl": (255, 0, 0), "tr": (0, 255, 0), "bl": (0, 0, 255), "br": (255, 255, 255)}
 

@@ -23,9 +23,7 @@ from pixtools.jobspec.ops import (
     Resize,
     Rotate,
 )
-
-from .conftest import MAX_PIXELS
-from .images import encode, exif_rotated_jpeg, photo
+from tests.support.images import MAX_PIXELS, encode, exif_rotated_jpeg, photo
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pixtools.imaging import TooManyPixels, UnsupportedFormat
 from pixtools.imaging.preview import PREVIEW_MAX_SIDE, make_preview, preview_size
-from tests.unit.imaging.images import encode, exif_rotated_jpeg, huge_png, photo, quadrants
+from tests.support.images import encode, exif_rotated_jpeg, huge_png, photo, quadrants
 
 MAX_PIXELS = 50_000_000
 

@@ -22,9 +22,7 @@ from pixtools.imaging import (
 )
 from pixtools.imaging.structure import gif_frames
 from pixtools.jobspec.ops import Convert, Resize
-
-from .conftest import MAX_PIXELS
-from .images import encode, photo
+from tests.support.images import MAX_PIXELS, encode, photo
 
 FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF"]
 

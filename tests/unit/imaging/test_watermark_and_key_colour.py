@@ -15,15 +15,13 @@ from pixtools.imaging import ImageError, OperationError, render_output
 from pixtools.imaging.ops.watermark import _text_box, fitted_size
 from pixtools.jobspec.job import SpecError, parse_spec
 from pixtools.jobspec.ops import Convert, OutputFormat, Watermark
-
-from .conftest import MAX_PIXELS
-from .images import encode
+from tests.support.images import MAX_PIXELS, encode
 
 _PEAK_SCRIPT = """
 import io, resource, sys
 from PIL import Image
 from pixtools.imaging import render_output
-from pixtools.jobspec.ops import Convert, Watermark
+from pixtools.jobspec.ops import Convert, OutputFormat, Watermark
 src = io.BytesIO()
 Image.new("RGB", (6000, 4000), (40, 60, 80)).save(src, format="PNG", compress_level=1)
 out = render_output(

@@ -25,9 +25,9 @@ if _MISSING:
 
 @pytest.fixture(scope="session")
 def sample() -> Callable[[str], object]:
-    """``sample("astronaut")`` etc. from ``pixtools.ml.samples``; a test fails, saying how to
+    """``sample("astronaut")`` etc. from ``tests.support.samples``; a test fails, saying how to
     install them, when scikit-image's data files are missing."""
-    from pixtools.ml import samples
+    from tests.support import samples
 
     def get(name: str) -> object:
         try:

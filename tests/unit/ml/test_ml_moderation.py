@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 from PIL import Image
+from tests.support import samples
 
-from pixtools.ml import moderation, samples
+from pixtools.ml import moderation
 
 pytestmark = pytest.mark.ml
 

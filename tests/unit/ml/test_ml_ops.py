@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 import pytest
 from PIL import Image
+from tests.support import samples
 
 from pixtools.imaging.context import StepContext
 from pixtools.imaging.decode import decode
 from pixtools.imaging.pipeline import draft_size, render_output
 from pixtools.jobspec.ops import OPS, BlurFaces, DetectFaces, Moderate, Ocr
-from pixtools.ml import faces, moderation, ops, samples
+from pixtools.ml import faces, moderation, ops
 
 pytestmark = pytest.mark.ml
 

@@ -12,6 +12,9 @@ from PIL import Image, ImageCms, ImageDraw
 
 from pixtools.imaging.decode import avif_codec
 
+#: The decoders' pixel limit the imaging unit tests run under.
+MAX_PIXELS = 50_000_000
+
 # Upright image -> the stored image that EXIF orientation N turns back upright.
 STORED_FOR_ORIENTATION: dict[int, Image.Transpose | None] = {
     1: None,
@@ -324,3 +327,35 @@ HUGE_HEADERS = {
     "tiff": huge_tiff,
     "avif": huge_avif,
 }
+
+
+def jpeg_bytes(
+    width: int = 640, height: int = 480, color: tuple[int, int, int] = (180, 40, 60)
+) -> bytes:
+    """A real JPEG with some structure (a gradient and a box), made in memory."""
+    img = Image.new("RGB", (width, height), color)
+    px = img.load()
+    assert px is not None
+    for x in range(0, width, max(1, width // 64)):
+        for y in range(height):
+            px[x, y] = (x * 255 // width, y * 255 // height, 128)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def png_with_corrupt_pixels(width: int = 96, height: int = 64, mode: str = "RGB") -> bytes:
+    """A PNG whose every chunk is whole (lengths and CRCs right) but whose deflate stream is
+    broken: it passes the submit-time checks (header, container) and fails to decode on the
+    worker, the one way left for a well-formed request to fail at render."""
+    im = Image.linear_gradient("L").resize((width, height)).convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    at = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    middle = at + 4 + length // 3
+    data[middle : middle + 16] = b"\xff" * 16
+    crc = zlib.crc32(data[at : at + 4 + length]) & 0xFFFFFFFF
+    data[at + 4 + length : at + 8 + length] = struct.pack(">I", crc)
+    return bytes(data)

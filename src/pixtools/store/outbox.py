@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from pixtools.backoff import backoff
 from pixtools.store.database import Database
 from pixtools.store.models import OutboxRow
 from pixtools.store.types import utcnow
@@ -44,7 +45,7 @@ class OutboxRepository:
                     row.publish_attempts += 1
                     row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                     row.available_at = utcnow() + timedelta(
-                        seconds=min(2 ** min(row.publish_attempts, 5), 30)
+                        seconds=backoff(row.publish_attempts, 2, 30, jitter=False)
                     )
                     return published, False
                 row.sent_at = utcnow()

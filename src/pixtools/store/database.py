@@ -45,9 +45,11 @@ class Listener:
 
     @property
     def alive(self) -> bool:
+        """Whether the connection is still open (else the caller listens again)."""
         return not self._conn.is_closed()
 
     async def close(self) -> None:
+        """Close the connection, giving up after 5 s; it may be gone already."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._conn.close(), 5)
 
@@ -98,10 +100,12 @@ class Database:
             wake()
 
     def job_finished_local(self, job_id: str) -> None:
+        """After a commit that finished a job: tell in-process waiters its id."""
         for callback in self.signals.job_finished:
             callback(job_id)
 
     async def ping(self) -> None:
+        """One ``SELECT 1``: raises when the database cannot be reached."""
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
@@ -120,6 +124,7 @@ class Database:
         return Listener(conn)
 
     async def dispose(self) -> None:
+        """Close every pooled connection."""
         await self.engine.dispose()
 
 

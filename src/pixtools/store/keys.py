@@ -17,11 +17,14 @@ KEY_PREFIX = "pxt_"
 
 
 def hash_key(key: str) -> str:
+    """The stored form of a secret: its SHA-256, in hex."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """An API key as listed and authenticated, without its secret."""
+
     id: str
     name: str
     admin: bool
@@ -34,6 +37,8 @@ def _key(row: ApiKeyRow) -> ApiKey:
 
 
 class ApiKeyRepository:
+    """API keys in the database: made and revoked by the CLI, checked on every request."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -49,6 +54,7 @@ class ApiKeyRepository:
         return _key(row), secret
 
     async def verify(self, secret: str) -> ApiKey | None:
+        """The unrevoked key with this secret, or None."""
         async with self.db.reads() as s:
             row = await s.scalar(
                 sa.select(ApiKeyRow).where(
@@ -58,11 +64,13 @@ class ApiKeyRepository:
             return _key(row) if row else None
 
     async def all(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
         async with self.db.reads() as s:
             rows = await s.scalars(sa.select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             return [_key(r) for r in rows]
 
     async def revoke(self, key_id: str) -> bool:
+        """Revoke a key now; False when it is unknown or already revoked."""
         async with self.db.transaction() as s:
             result = await s.execute(
                 sa.update(ApiKeyRow)

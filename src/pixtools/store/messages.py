@@ -54,6 +54,7 @@ class Routes:
         )
 
     def finalize_job(self, job_id: uuid.UUID) -> OutboxRow:
+        """Finalize the job (archive, close) on the standard queue."""
         return OutboxRow(**self.values(STANDARD, self.finalize, [str(job_id)], job_id))
 
     def webhook_delivery(

@@ -11,6 +11,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(database_url: str) -> Config:
+    """The Alembic configuration of our migrations, run against ``database_url``."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", database_url)

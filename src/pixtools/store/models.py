@@ -16,10 +16,14 @@ JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
+    """The declarative base of every table."""
+
     pass
 
 
 class JobRow(Base):
+    """A job: its spec and source, how many outputs are pending, its archive and webhook state."""
+
     __tablename__ = "jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
@@ -50,6 +54,8 @@ class JobRow(Base):
 
 
 class OutputRow(Base):
+    """One output of a job: its steps, its status and attempts, and what it stored."""
+
     __tablename__ = "outputs"
 
     job_id: Mapped[uuid.UUID] = mapped_column(
@@ -100,6 +106,8 @@ class OutboxRow(Base):
 
 
 class IdempotencyKeyRow(Base):
+    """An ``Idempotency-Key`` an owner has used: the request's hash and the job it made."""
+
     __tablename__ = "idempotency_keys"
 
     owner: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
@@ -112,6 +120,8 @@ class IdempotencyKeyRow(Base):
 
 
 class ApiKeyRow(Base):
+    """An API key: its name, whether it is an admin's, and the hash of its secret."""
+
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
@@ -123,6 +133,8 @@ class ApiKeyRow(Base):
 
 
 class WebhookAttemptRow(Base):
+    """One webhook delivery attempt and what came of it."""
+
     __tablename__ = "webhook_attempts"
 
     id: Mapped[int] = mapped_column(

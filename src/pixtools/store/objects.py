@@ -16,14 +16,17 @@ from urllib.parse import quote
 
 
 def source_key(job_id: str, ext: str) -> str:
+    """Where a job's source is stored."""
     return f"raw/{job_id}/source.{ext}"
 
 
 def output_key(job_id: str, name: str, ext: str) -> str:
+    """Where a job's rendered output is stored."""
     return f"processed/{job_id}/{name}.{ext}"
 
 
 def archive_key(job_id: str) -> str:
+    """Where a job's zip of its outputs is stored."""
     return f"archives/{job_id}.zip"
 
 
@@ -44,9 +47,18 @@ class ObjectStore(Protocol):
         True if this call wrote the object."""
         ...
 
-    async def get(self, key: str) -> bytes: ...
-    async def delete(self, key: str) -> None: ...
-    async def exists(self, key: str) -> bool: ...
+    async def get(self, key: str) -> bytes:
+        """The object's bytes; ``ObjectNotFound`` when there is none."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the object; an absent one is no error."""
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        ...
+
     async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:
         """A time-limited download URL, or None when the API must serve the bytes itself."""
         ...
@@ -60,8 +72,13 @@ class ObjectStore(Protocol):
         of at most ``max_bytes`` under ``key``; None when this store cannot take one."""
         ...
 
-    async def ping(self) -> None: ...
-    async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise when the store cannot be used (the readiness check)."""
+        ...
+
+    async def close(self) -> None:
+        """Release its connections."""
+        ...
 
 
 class LocalObjectStore:
@@ -99,26 +116,36 @@ class LocalObjectStore:
                 os.unlink(tmp)
 
     async def put(
-        self, key: str, data: bytes | bytearray, content_type: str, *, if_absent: bool = False
+        self,
+        key: str,
+        data: bytes | bytearray,
+        content_type: str,  # noqa: ARG002  a file keeps no content type
+        *,
+        if_absent: bool = False,
     ) -> bool:
+        """In a thread; with ``if_absent`` through a hard link, which fails on a taken name."""
         return await asyncio.to_thread(self._put, key, data, if_absent)
 
     async def get(self, key: str) -> bytes:
+        """Read in a thread."""
         try:
             return await asyncio.to_thread(self._path(key).read_bytes)
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
 
     async def delete(self, key: str) -> None:
+        """Unlink the file, and its folder once that is empty."""
         path = self._path(key)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # only succeeds when empty
 
     async def exists(self, key: str) -> bool:
+        """Whether the file is there."""
         return await asyncio.to_thread(self._path(key).is_file)
 
-    async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:
+    async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:  # noqa: ARG002  a folder has no URL
+        """None: the API serves the file itself."""
         return None
 
     def _read_head(self, key: str, size: int) -> tuple[int, bytes]:
@@ -129,18 +156,21 @@ class LocalObjectStore:
             raise ObjectNotFound(key) from None
 
     async def read_head(self, key: str, size: int) -> tuple[int, bytes]:
+        """Read in a thread."""
         return await asyncio.to_thread(self._read_head, key, size)
 
-    async def presigned_upload(self, key: str, max_bytes: int) -> dict[str, Any] | None:
-        return None  # a folder has no URL to upload to: the file comes with the job
+    async def presigned_upload(self, key: str, max_bytes: int) -> dict[str, Any] | None:  # noqa: ARG002  a folder has no URL
+        """None: a folder has no URL to upload to, the file comes with the job."""
+        return None
 
     async def ping(self) -> None:
+        """Raise when the folder is not writable."""
         ok = await asyncio.to_thread(os.access, self.root, os.W_OK)
         if not ok:
             raise OSError(f"{self.root} is not writable")
 
     async def close(self) -> None:
-        return None
+        """Nothing to release."""
 
 
 #: S3's answers to a conditional PUT (``If-None-Match: *``) when the key is taken.
@@ -192,6 +222,7 @@ class S3ObjectStore:
     async def put(
         self, key: str, data: bytes | bytearray, content_type: str, *, if_absent: bool = False
     ) -> bool:
+        """PUT, with ``If-None-Match: *`` when ``if_absent``."""
         s3 = await self._s3()
         condition = {"IfNoneMatch": "*"} if if_absent else {}
         try:
@@ -206,6 +237,7 @@ class S3ObjectStore:
         return True
 
     async def get(self, key: str) -> bytes:
+        """GET of the whole object."""
         s3 = await self._s3()
         try:
             resp = await s3.get_object(Bucket=self.bucket, Key=key)
@@ -216,10 +248,12 @@ class S3ObjectStore:
         return data
 
     async def delete(self, key: str) -> None:
+        """DELETE (S3 answers the same whether or not the key existed)."""
         s3 = await self._s3()
         await s3.delete_object(Bucket=self.bucket, Key=key)
 
     async def exists(self, key: str) -> bool:
+        """HEAD of the key."""
         s3 = await self._s3()
         try:
             await s3.head_object(Bucket=self.bucket, Key=key)
@@ -230,6 +264,7 @@ class S3ObjectStore:
         return True
 
     async def presigned_url(self, key: str, filename: str, content_type: str) -> str | None:
+        """A GET URL, valid ``presign_seconds``, naming the download and its content type."""
         s3 = await self._s3()
         url: str = await s3.generate_presigned_url(
             "get_object",
@@ -244,6 +279,7 @@ class S3ObjectStore:
         return url
 
     async def read_head(self, key: str, size: int) -> tuple[int, bytes]:
+        """A ranged GET; the length comes from its Content-Range."""
         s3 = await self._s3()
         try:
             resp = await s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{size - 1}")
@@ -260,6 +296,7 @@ class S3ObjectStore:
         return (int(total) if total.isdigit() else len(head)), head
 
     async def presigned_upload(self, key: str, max_bytes: int) -> dict[str, Any] | None:
+        """A presigned POST of 1 to ``max_bytes`` bytes, valid ``presign_seconds``."""
         s3 = await self._s3()
         # A POST policy, not a PUT: S3 enforces the size range itself (a PUT can't cap it).
         post: dict[str, Any] = await s3.generate_presigned_post(
@@ -271,10 +308,12 @@ class S3ObjectStore:
         return post
 
     async def ping(self) -> None:
+        """HEAD of the bucket."""
         s3 = await self._s3()
         await s3.head_bucket(Bucket=self.bucket)
 
     async def close(self) -> None:
+        """Close the client; the next call opens a new one."""
         if self._stack is not None:
             await self._stack.aclose()
         self._client = None

@@ -14,6 +14,8 @@ from pixtools.store.types import utcnow
 
 
 class OutboxRepository:
+    """The outbox as its relay and maintenance see it."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -53,6 +55,7 @@ class OutboxRepository:
         return published, len(rows) == limit
 
     async def pending_count(self) -> int:
+        """How many rows are not yet published (the health report)."""
         async with self.db.reads() as s:
             return int(
                 (
@@ -76,6 +79,7 @@ class OutboxRepository:
         return max(0.0, (earliest - utcnow()).total_seconds())
 
     async def delete_sent_before(self, cutoff_hours: float) -> int:
+        """Delete the rows published more than ``cutoff_hours`` ago; how many went."""
         async with self.db.transaction() as s:
             result = await s.execute(
                 sa.delete(OutboxRow).where(

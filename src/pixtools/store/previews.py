@@ -8,8 +8,10 @@ from __future__ import annotations
 
 
 def output_preview_key(job_id: str, name: str) -> str:
+    """Where the preview of a job's output is stored."""
     return f"processed/{job_id}/{name}.preview.webp"
 
 
 def source_preview_key(job_id: str) -> str:
+    """Where the preview of a job's source is stored."""
     return f"raw/{job_id}/source.preview.webp"

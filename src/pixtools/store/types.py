@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 
 def utcnow() -> datetime:
+    """Now, aware, in UTC."""
     return datetime.now(UTC)
 
 
@@ -21,14 +22,17 @@ class DateTimeUTC(sa.TypeDecorator[datetime]):
 
     @property
     def python_type(self) -> type[datetime]:
+        """The values' Python type, for SQLAlchemy's introspection."""
         return datetime
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:  # noqa: ARG002  UTC on every dialect
+        """Written as UTC; a naive value is taken to be UTC already."""
         if value is None:
             return None
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:  # noqa: ARG002  UTC on every dialect
+        """Read as aware UTC (SQLite's naive values are UTC)."""
         if value is None or value.tzinfo is not None:
             return value
         return value.replace(tzinfo=UTC)

@@ -19,6 +19,8 @@ Outcome = Literal["delivered", "retry", "failed", "circuit_open"]
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
+    """One delivery attempt as the API lists it."""
+
     attempt: int
     at: datetime
     status_code: int | None
@@ -27,22 +29,25 @@ class Attempt:
     delivery_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptResult:
+    """What one delivery attempt came to, and for a retry, how long to wait."""
+
+    outcome: Outcome
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    retry_in: float = 0.0
+
+
 class WebhookRepository:
+    """Where webhook delivery records its attempts and the API reads them."""
+
     def __init__(self, db: Database, routes: Routes) -> None:
         self.db = db
         self.routes = routes
 
-    async def record(
-        self,
-        job_id: uuid.UUID,
-        delivery_id: uuid.UUID,
-        *,
-        status_code: int | None,
-        error: str | None,
-        duration_ms: float,
-        outcome: Outcome,
-        retry_in: float = 0.0,
-    ) -> int:
+    async def record(self, job_id: uuid.UUID, delivery_id: uuid.UUID, result: AttemptResult) -> int:
         """Persist one attempt and its consequence (a delayed retry through the outbox)."""
         async with self.db.transaction() as s:
             job = await s.get(JobRow, job_id, with_for_update=True)
@@ -55,17 +60,18 @@ class WebhookRepository:
                     delivery_id=delivery_id,
                     attempt=job.webhook_attempts,
                     at=utcnow(),
-                    status_code=status_code,
-                    error=error,
-                    duration_ms=duration_ms,
+                    status_code=result.status_code,
+                    error=result.error,
+                    duration_ms=result.duration_ms,
                 )
             )
-            job.webhook_status = {"retry": "pending"}.get(outcome, outcome)
-            if outcome in ("retry", "circuit_open"):
-                s.add(self.routes.webhook_delivery(job_id, delivery_id, retry_in))
+            job.webhook_status = {"retry": "pending"}.get(result.outcome, result.outcome)
+            if result.outcome in ("retry", "circuit_open"):
+                s.add(self.routes.webhook_delivery(job_id, delivery_id, result.retry_in))
             return job.webhook_attempts
 
     async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
+        """The job's delivery attempts, in order."""
         async with self.db.reads() as s:
             rows = await s.scalars(
                 sa.select(WebhookAttemptRow)

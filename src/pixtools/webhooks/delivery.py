@@ -17,7 +17,7 @@ from pixtools.jobspec.status import TERMINAL_JOB, webhook_event
 from pixtools.observability.metrics import WEBHOOK_BREAKER, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from pixtools.services import Services
 from pixtools.settings import Settings
-from pixtools.store.webhooks import Outcome
+from pixtools.store.webhooks import AttemptResult, Outcome
 from pixtools.views import job_out
 from pixtools.webhooks.breaker import CircuitBreaker, destination
 from pixtools.webhooks.guard import UnsafeWebhookUrl, resolve_public
@@ -58,11 +58,13 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
         await repo.record(
             job_id,
             delivery_id,
-            status_code=None,
-            error="circuit open for this destination",
-            duration_ms=0.0,
-            outcome="circuit_open",
-            retry_in=wait + random.uniform(0, 1),
+            AttemptResult(
+                outcome="circuit_open",
+                status_code=None,
+                error="circuit open for this destination",
+                duration_ms=0.0,
+                retry_in=wait + random.uniform(0, 1),
+            ),
         )
         WEBHOOK_DELIVERIES.labels("circuit_open").inc()
         return
@@ -95,11 +97,13 @@ async def deliver(svc: Services, job_id: uuid.UUID, delivery_id: uuid.UUID) -> N
     await repo.record(
         job_id,
         delivery_id,
-        status_code=status_code,
-        error=error,
-        duration_ms=duration_ms,
-        outcome=outcome,
-        retry_in=delay,
+        AttemptResult(
+            outcome=outcome,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            retry_in=delay,
+        ),
     )
     WEBHOOK_DELIVERIES.labels(outcome).inc()
 

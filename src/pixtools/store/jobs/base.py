@@ -22,7 +22,7 @@ from pixtools.store.types import utcnow
 OnFinished = Callable[[str, datetime, datetime], None]
 
 
-def _nothing(status: str, created_at: datetime, finished_at: datetime) -> None:
+def _nothing(*_: object) -> None:
     return None
 
 

@@ -14,6 +14,8 @@ from pixtools.store.types import utcnow
 
 
 class Lifecycle(RepositoryBase):
+    """How a job ends: closed by its finalizer or canceled; and its failed outputs retried."""
+
     async def complete_job(
         self,
         job_id: uuid.UUID,

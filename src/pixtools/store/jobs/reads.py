@@ -15,6 +15,8 @@ from pixtools.store.types import DateTimeUTC
 
 
 class Reads(RepositoryBase):
+    """Reads of jobs: one, a page, and whether a source object is still rendered from."""
+
     async def get(self, job_id: uuid.UUID, owner: str | None = None) -> JobRecord | None:
         """The job and its outputs, in one query (a long-polling client reads twice a job)."""
         async with self.db.reads() as s:

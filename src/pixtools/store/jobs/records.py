@@ -12,6 +12,8 @@ from pixtools.store.previews import output_preview_key, source_preview_key
 
 @dataclass(frozen=True, slots=True)
 class NewOutput:
+    """An output to insert with its job: its place in the spec, its queue and its steps."""
+
     name: str
     position: int
     queue: str
@@ -20,6 +22,8 @@ class NewOutput:
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
+    """A job as submission inserts it, its outputs included."""
+
     id: uuid.UUID
     owner: str
     spec: dict[str, Any]
@@ -31,6 +35,8 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyClaim:
+    """An ``Idempotency-Key`` taken with the job; the hash tells a replay from another request."""
+
     owner: str
     key: str
     request_hash: str
@@ -38,6 +44,8 @@ class IdempotencyClaim:
 
 @dataclass(slots=True)
 class JobRecord:
+    """A job row and its outputs, as the repository hands them out."""
+
     job: JobRow
     outputs: list[OutputRow] = field(default_factory=list)
     #: Set when the job is deleted: another job still renders from this job's source object.

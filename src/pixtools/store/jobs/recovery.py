@@ -13,6 +13,8 @@ from pixtools.store.types import utcnow
 
 
 class Recovery(RepositoryBase):
+    """The sweeps maintenance runs to find lost work and send it again."""
+
     async def requeue_stale_outputs(
         self, *, stale_after: float, max_attempts: int
     ) -> tuple[int, int]:

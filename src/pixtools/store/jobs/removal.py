@@ -15,6 +15,8 @@ from pixtools.store.models import IdempotencyKeyRow, JobRow, OutboxRow, OutputRo
 
 
 class Removal(RepositoryBase):
+    """Deleting finished jobs' rows; the objects they name are the caller's to delete."""
+
     async def delete_finished(self, job_id: uuid.UUID, owner: str | None) -> JobRecord | str | None:
         """Remove one finished job and its rows; returns what was removed (its object keys
         are the caller's to delete), its status when it is not finished (nothing removed), or

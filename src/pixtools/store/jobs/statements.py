@@ -136,6 +136,7 @@ LOCK_SOURCE_OF = (
 
 
 def owned_by(job_id: uuid.UUID, owner: str) -> dict[str, Any]:
+    """The parameters of ``LOCK_SOURCE_OF``: the job and the owner it must have."""
     return {"p_job_id": job_id, "p_owner": owner}
 
 

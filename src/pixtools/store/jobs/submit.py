@@ -27,6 +27,8 @@ from pixtools.store.types import utcnow
 
 
 class Submission(RepositoryBase):
+    """Inserting a job and all that goes with it; finding the job an idempotency key made."""
+
     async def create(
         self,
         job: NewJob,

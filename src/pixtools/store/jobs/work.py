@@ -25,6 +25,8 @@ from pixtools.store.types import utcnow
 
 
 class OutputWork(RepositoryBase):
+    """What a worker does to an output: claim it, beat its heartbeat, finish it, retry it later."""
+
     async def claim_output(
         self, job_id: uuid.UUID, name: str, *, stale_after: float
     ) -> Claim | Held | None:

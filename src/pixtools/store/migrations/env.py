@@ -51,6 +51,7 @@ async def _run_async(url: str) -> None:
 
 
 def run_migrations_online() -> None:
+    """On the connection a caller handed over (``attributes``), else on an engine of its own."""
     connection = config.attributes.get("connection")
     if connection is not None:
         _run(connection)

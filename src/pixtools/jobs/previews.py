@@ -14,21 +14,16 @@ log = logging.getLogger(__name__)
 
 
 async def store_previews(
-    svc: Services,
-    jid: uuid.UUID,
-    name: str,
-    rendered: bytes | None,
-    source: bytes,
-    *,
-    redo: bool = False,
+    svc: Services, jid: uuid.UUID, name: str, images: tuple[bytes | None, bytes], *, redo: bool
 ) -> None:
     """Best effort: a preview that cannot be made leaves the output as it is (the UI then
-    shows a placeholder); it never fails the output. ``rendered`` is None for an analysis
-    output (it still makes the source's preview, on which the UI draws the result). A
-    ``redo`` keeps the output's preview an earlier attempt stored; the source's preview is
-    written once, by whichever output gets there first."""
+    shows a placeholder); it never fails the output. ``images`` is the rendered output —
+    None for an analysis output, which still makes the source's preview the UI draws the
+    result on — and the source. A ``redo`` keeps the output's preview an earlier attempt
+    stored; the source's preview is written once, by whichever output gets there first."""
     from pixtools.imaging.preview import PREVIEW_CONTENT_TYPE, make_preview
 
+    rendered, source = images
     max_pixels = svc.settings.max_pixels
     try:
         if rendered is not None:

@@ -118,7 +118,7 @@ class Reference:
     kind: str
     ref: str
 
-    async def check(self, services: Services, spec: JobSpec) -> None:  # noqa: ARG002  the Source protocol
+    async def check(self, services: Services, spec: JobSpec) -> None:
         """Nothing: nothing is known of the source before it is resolved."""
 
     def request_hash(self, spec_data: dict[str, Any]) -> str:

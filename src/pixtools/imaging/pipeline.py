@@ -27,6 +27,9 @@ from pixtools.jobspec.sizes import format_size_problem, pixels_problem, step_siz
 OpFunction = Callable[[Image.Image, Any, StepContext], Image.Image]
 #: Told each stage's name (``decode``, an op's name, ``encode``) and its seconds.
 OnStep = Callable[[str, float], None]
+#: Told the decoded source (upright, sRGB, perhaps drafted smaller) and its full size,
+#: before any step runs; it must not modify the image.
+OnDecoded = Callable[[Image.Image, tuple[int, int]], None]
 
 # JPEG sources that will shrink decode at 1/2, 1/4 or 1/8 scale (libjpeg-turbo's scaled
 # IDCT) to the smallest size still >= DRAFT_HEADROOM x the size the resize needs; Lanczos
@@ -130,10 +133,16 @@ def _timed(on_step: OnStep | None, name: str) -> Iterator[None]:
 
 
 def render_output(
-    source: bytes, steps: Sequence[Step], *, max_pixels: int, on_step: OnStep | None = None
+    source: bytes,
+    steps: Sequence[Step],
+    *,
+    max_pixels: int,
+    on_step: OnStep | None = None,
+    on_decoded: OnDecoded | None = None,
 ) -> Rendered:
     """Run one output's steps on the source and encode the result; ``on_step``, when given,
-    is told the time of the decode, of each step and of the encode.
+    is told the time of the decode, of each step and of the encode; ``on_decoded`` is shown
+    the decoded source (what the worker makes the source's preview from, saving a decode).
 
     Raises ``ImageError`` subclasses for anything the input or the steps cause (all
     permanent); other exceptions are bugs or environment failures.
@@ -143,6 +152,8 @@ def render_output(
             source, max_pixels=max_pixels, plan_draft=lambda size: draft_size(steps, size)
         )
     im = decoded.image
+    if on_decoded is not None:
+        on_decoded(im, decoded.source_size)
     ctx = StepContext(
         source_format=decoded.format,
         source_size=decoded.source_size,

@@ -16,11 +16,12 @@ from contextlib import asynccontextmanager
 
 from pixtools.backoff import backoff
 from pixtools.jobs.finalize import finalize_job
-from pixtools.jobs.previews import store_previews
+from pixtools.jobs.previews import Images, SourcePreview, store_previews
 from pixtools.observability.tracing import continued
 from pixtools.services import Services
 from pixtools.store.jobs import Claim, Finished, Held, OutputDone
 from pixtools.store.objects import output_key
+from pixtools.store.previews import source_preview_key
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ async def _render_and_store(svc: Services, jid: uuid.UUID, name: str, out: Claim
     from pixtools.observability.metrics import OP_SECONDS
 
     attempt = out.attempts
+    source_preview = SourcePreview(await svc.objects.exists(source_preview_key(str(jid))))
     try:
         source = await load_source(svc, jid, out.source_key, out.source_url)
         rendered = await asyncio.to_thread(
@@ -113,6 +115,7 @@ async def _render_and_store(svc: Services, jid: uuid.UUID, name: str, out: Claim
             steps_from_builtins(out.steps),
             max_pixels=svc.settings.max_pixels,
             on_step=lambda op, seconds: OP_SECONDS.labels(op).observe(seconds),
+            on_decoded=source_preview.from_decoded,
         )
     except ImageError as exc:  # the engine's permanent class (see docs/imaging.md)
         log.info("output %s/%s failed permanently: %s", jid, name, exc)
@@ -137,7 +140,8 @@ async def _render_and_store(svc: Services, jid: uuid.UUID, name: str, out: Claim
         # A redo (attempt > 1) keeps an object an earlier attempt completed before it died:
         # the key is deterministic and the render the same, so every object is written once.
         await svc.objects.put(key, rendered.data, rendered.content_type, if_absent=attempt > 1)
-    await store_previews(svc, jid, name, (rendered.data, source), redo=attempt > 1)
+    images = Images(rendered.data, source, source_preview.data)
+    await store_previews(svc, jid, name, images, redo=attempt > 1)
     done = OutputDone(
         object_key=key,
         format=rendered.format,

@@ -152,9 +152,10 @@ def running_thumbor(venv: Path, image_dir: Path, processes: int) -> Iterator[str
 
 
 @contextlib.contextmanager
-def running_pixtools(processes: int) -> Iterator[str]:
-    """PixTools' api and a standard worker of ``processes`` processes (bench/stack.py)."""
-    worker = ["--queues", "standard", "--processes", str(processes), "--threads", "1"]
+def running_pixtools(processes: int, threads: int = 1) -> Iterator[str]:
+    """PixTools' api and a standard worker of ``processes`` processes of ``threads`` threads
+    (bench/stack.py)."""
+    worker = ["--queues", "standard", "--processes", str(processes), "--threads", str(threads)]
     with running_stack({"worker": worker}) as stack:
         yield stack.base_url
 
@@ -262,6 +263,9 @@ def main() -> int:
         "--start-pixtools", action="store_true", help="start api + worker processes here"
     )
     parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument(
+        "--worker-threads", type=int, default=1, help="threads per worker process (deployed: 5)"
+    )
     parser.add_argument("--api-key", default=os.environ.get("PIXTOOLS_API_KEY"))
     parser.add_argument("--no-download", action="store_true", help="PixTools: skip the GET")
     parser.add_argument(
@@ -306,7 +310,7 @@ def main() -> int:
         )
         url = None
         if args.start_pixtools:
-            url = stack.enter_context(running_pixtools(args.worker_processes))
+            url = stack.enter_context(running_pixtools(args.worker_processes, args.worker_threads))
             print(
                 f"  PixTools started here (api 1 process + worker {args.worker_processes} "
                 "processes, local-folder store, PostgreSQL, RabbitMQ)"

@@ -47,8 +47,9 @@ class Images:
     #: preview, the one the UI draws its result on).
     rendered: bytes | None
     source: bytes
-    #: The source's preview if the render already made it (``SourcePreview``).
-    source_preview: bytes | None = None
+    #: What the render learnt of the source's preview: there already, or made from its
+    #: decode (``SourcePreview``). None: nothing known, looked up here.
+    source_preview: SourcePreview | None = None
 
 
 async def store_previews(
@@ -67,8 +68,11 @@ async def store_previews(
             await svc.objects.put(
                 output_preview_key(str(jid), name), tile, PREVIEW_CONTENT_TYPE, if_absent=redo
             )
+        known = images.source_preview
+        if known is not None and known.exists:
+            return
         key = source_preview_key(str(jid))
-        source_tile = images.source_preview
+        source_tile = known.data if known is not None else None
         if source_tile is None and not await svc.objects.exists(key):  # the job's first output
             source_tile = await asyncio.to_thread(
                 make_preview, images.source, max_pixels=max_pixels

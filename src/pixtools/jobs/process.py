@@ -140,7 +140,7 @@ async def _render_and_store(svc: Services, jid: uuid.UUID, name: str, out: Claim
         # A redo (attempt > 1) keeps an object an earlier attempt completed before it died:
         # the key is deterministic and the render the same, so every object is written once.
         await svc.objects.put(key, rendered.data, rendered.content_type, if_absent=attempt > 1)
-    images = Images(rendered.data, source, source_preview.data)
+    images = Images(rendered.data, source, source_preview)
     await store_previews(svc, jid, name, images, redo=attempt > 1)
     done = OutputDone(
         object_key=key,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from tests.support.processes import Stack, free_port
+from tests.support.processes import Stack, free_port, spawn_dev
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +23,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = free_port()
     stack = Stack(f"http://127.0.0.1:{port}", {}, data)
     log = open(data / "dev.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pixtools.cli", "dev", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=data,
-        start_new_session=True,
-    )
+    proc = spawn_dev(port, env, log, data)
     stack.procs["api"] = proc
     try:
         stack.wait_ready(90)

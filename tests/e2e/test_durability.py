@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +24,7 @@ from pixtools.settings import Settings
 from pixtools.store.database import Database
 from pixtools.store.jobs import Claim
 from tests.support.images import jpeg_bytes
-from tests.support.processes import ROOT, Stack, free_port, wait_job
+from tests.support.processes import ROOT, Stack, free_port, spawn_dev, wait_job
 from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg, submit, until_running
 
 pytestmark = pytest.mark.services
@@ -122,14 +121,7 @@ def start_dev(data: Path, port: int) -> subprocess.Popen[bytes]:
         PIXTOOLS_STALE_AFTER_SECONDS="6",
     )
     log = open(data / "dev.log", "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(
-        [sys.executable, "-m", "pixtools.cli", "dev", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    return spawn_dev(port, env, log, ROOT)
 
 
 async def test_a_killed_dev_server_resumes_every_unfinished_job(tmp_path: Path) -> None:

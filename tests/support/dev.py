@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.processes import Stack, free_port
+from tests.support.processes import Stack, free_port, spawn_dev
 
 BOUNDARY = "edgeboundary"
 
@@ -19,14 +17,7 @@ def start_dev(tmp: Path, **settings: str) -> Stack:
     port = free_port()
     stack = Stack(f"http://127.0.0.1:{port}", {}, tmp)
     log = open(tmp / "api.log", "wb")  # noqa: SIM115 - closed when the process ends
-    stack.procs["api"] = subprocess.Popen(
-        [sys.executable, "-m", "pixtools.cli", "dev", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp,
-        start_new_session=True,
-    )
+    stack.procs["api"] = spawn_dev(port, env, log, tmp)
     stack.wait_ready(90)
     return stack
 

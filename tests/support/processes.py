@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -22,6 +22,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def spawn_dev(port: int, env: dict[str, str], log: IO[bytes], cwd: Path) -> subprocess.Popen[bytes]:
+    """``pixtools dev`` on ``port`` as a process group of its own, its output into ``log``
+    (closed by the caller when the process ends)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pixtools.cli", "dev", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        start_new_session=True,
+    )
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> None:

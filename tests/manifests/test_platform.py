@@ -48,6 +48,26 @@ def role_tasks(role: str, name: str = "main.yml") -> list[dict[str, Any]]:
     return list(yaml.safe_load((ROLES / role / "tasks" / name).read_text()))
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping.
+
+    PyYAML and Helm (sigs.k8s.io/yaml) both keep the last of two equal keys without a word, so a
+    second `sidecar:` under `grafana:` silently drops everything the first one set.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            assert key not in seen, f"duplicate key {key!r} at {key_node.start_mark}"
+            seen.add(key)
+        return dict(super().construct_mapping(node, deep=deep))
+
+
+def load_unique(text: str) -> list[Any]:
+    return [doc for doc in yaml.load_all(text, Loader=UniqueKeyLoader) if doc]
+
+
 # ---------------------------------------------------------------------------------------------
 # The ALB gets a target
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +250,7 @@ def render_role_template(path: Path, env: str) -> list[dict[str, Any]]:
                 with contextlib.suppress(jinja2.TemplateError):
                     context[key] = jinja.from_string(value).render(**context)
     rendered = jinja.from_string(path.read_text()).render(**context)
-    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+    return load_unique(rendered)
 
 
 def helm_charts(env: str) -> dict[str, dict[str, Any]]:
@@ -241,7 +261,7 @@ def helm_charts(env: str) -> dict[str, dict[str, Any]]:
             continue
         for doc in render_role_template(path, env):
             if doc.get("kind") == "HelmChart":
-                charts[doc["spec"]["chart"]] = yaml.safe_load(doc["spec"]["valuesContent"])
+                (charts[doc["spec"]["chart"]],) = load_unique(doc["spec"]["valuesContent"])
     return charts
 
 
@@ -321,6 +341,26 @@ def test_the_budget_is_what_the_locked_types_offer() -> None:
     tfvars = (ROOT / "terraform" / "variables.tf").read_text()
     for locked in ("m7i-flex.large", "c7i-flex.large", "m6i.large"):
         assert locked in tfvars, locked
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_chart_values_set_each_key_once(env: str) -> None:
+    """Helm keeps the last of two equal keys: a repeated one drops what the first one set."""
+    charts = helm_charts(env)  # parsed with UniqueKeyLoader: a duplicate fails here
+    assert {"kube-prometheus-stack", "aws-load-balancer-controller", "aws-for-fluent-bit"} <= set(
+        charts
+    )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_grafana_loads_the_dashboards_of_every_namespace_and_is_sized(env: str) -> None:
+    """The dashboards ship as ConfigMaps in the pixtools namespace (components/monitoring)."""
+    sidecar = helm_charts(env)["kube-prometheus-stack"]["grafana"]["sidecar"]
+    dashboards = sidecar["dashboards"]
+    assert dashboards["enabled"] is True
+    assert (dashboards["label"], dashboards["labelValue"]) == ("grafana_dashboard", "1")
+    assert dashboards["searchNamespace"] == "ALL"
+    assert {"cpu", "memory"} <= set(sidecar["resources"]["requests"])
 
 
 # ---------------------------------------------------------------------------------------------

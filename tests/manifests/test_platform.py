@@ -430,6 +430,8 @@ def test_platform_pods_cannot_reach_the_instance_metadata_service() -> None:
         ("kube-system", "coredns"): {"k8s-app": "kube-dns"},
         ("kube-system", "metrics-server"): {"k8s-app": "metrics-server"},
         ("kube-system", "helm-install"): {"helmcharts.helm.cattle.io/chart": "x"},
+        ("keda", "operator"): {"app": "keda-operator", "name": "keda-operator"},
+        ("keda", "metrics-apiserver"): {"app": "keda-operator-metrics-apiserver"},
     }
     for (namespace, name), labels in pods.items():
         expected = (namespace, name) in IMDS_ON_PURPOSE
@@ -440,6 +442,36 @@ def test_platform_pods_cannot_reach_the_instance_metadata_service() -> None:
             spec = policy["spec"]
             assert egress_reaches(spec, "10.0.1.10") and egress_reaches(spec, "52.94.0.1")
             assert {"to": [{"namespaceSelector": {}}]} in spec["egress"]
+
+
+def guarded_namespaces() -> set[str]:
+    """Namespaces where a policy of the guard denies IMDS to every pod it does not exempt."""
+    return {
+        d["metadata"]["namespace"]
+        for d in yaml.safe_load_all(IMDS_GUARD.read_text())
+        if d and d["kind"] == "NetworkPolicy" and not egress_reaches(d["spec"], IMDS)
+    }
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_namespace_a_chart_runs_pods_in_is_guarded(env: str) -> None:
+    """A chart added into a new namespace (KEDA's `keda`) must not bring IMDS-capable pods."""
+    guarded = guarded_namespaces()
+    templates = sorted(ROLES.glob("*/templates/*.yaml.j2"))
+    charts = [
+        doc
+        for path in templates
+        if "kind: HelmChart" in path.read_text()
+        for doc in render_role_template(path, env)
+        if doc.get("kind") == "HelmChart"
+    ]
+    assert len(charts) >= 4
+    for chart in charts:
+        values = next(iter(load_unique(chart["spec"]["valuesContent"])), {})
+        if values.get("hostNetwork") is True:
+            continue  # the node's own network: IMDS by design (docs/cluster.md)
+        namespace = chart["spec"]["targetNamespace"]
+        assert namespace in guarded, f"{chart['spec']['chart']}: {namespace} has no IMDS guard"
 
 
 def test_pixtools_pods_reach_imds_only_when_they_use_s3(overlay: Objects) -> None:

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,17 +257,19 @@ def test_the_document_takes_the_parameters_the_association_passes() -> None:
     assert used == set(document["parameters"])
 
 
-def run_document(
-    tmp_path: Path, bundle_present: bool, wait_minutes: str
-) -> subprocess.CompletedProcess[str]:
-    """Run the document's script with a stub `aws` and a scratch work directory."""
+NODE_BOOTSTRAP_STUB = 'echo "node-bootstrap ran with $* (alarms to $PIXTOOLS_ALARM_TOPIC_ARN)"\n'
+
+
+def document_command(
+    tmp_path: Path, bundle_present: bool, wait_minutes: str, stub: str = NODE_BOOTSTRAP_STUB
+) -> list[str]:
+    """The document's script with a stub `aws`, a stub node-bootstrap.sh and a scratch base
+    directory (tmp_path/work instead of /var/lib/pixtools/bootstrap), as a command to run."""
     stub_bin = tmp_path / "bin"
     stub_bin.mkdir()
     source = tmp_path / "bundle-src"
     (source / "scripts" / "deploy").mkdir(parents=True)
-    (source / "scripts" / "deploy" / "node-bootstrap.sh").write_text(
-        'echo "node-bootstrap ran with $* (alarms to $PIXTOOLS_ALARM_TOPIC_ARN)"\n'
-    )
+    (source / "scripts" / "deploy" / "node-bootstrap.sh").write_text(stub)
     bundle = tmp_path / "bundle.tar.gz"
     subprocess.run(["tar", "-C", str(source), "-czf", str(bundle), "scripts"], check=True)
     # aws s3 cp SRC DEST: copy the bundle if it "exists", else fail like a missing key.
@@ -282,10 +285,18 @@ def run_document(
         WaitMinutes=wait_minutes,
         SecretsVersion="1",
     )
+    assert "=/var/lib/pixtools/bootstrap\n" in script
     script = script.replace("export PATH=", f"export PATH={stub_bin}:").replace(
-        "work=/var/lib/pixtools/bootstrap", f"work={tmp_path / 'work'}"
+        "=/var/lib/pixtools/bootstrap\n", f"={tmp_path / 'work'}\n"
     )
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    return ["bash", "-c", script]
+
+
+def run_document(
+    tmp_path: Path, bundle_present: bool, wait_minutes: str
+) -> subprocess.CompletedProcess[str]:
+    command = document_command(tmp_path, bundle_present, wait_minutes)
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_the_document_runs_node_bootstrap_from_the_downloaded_bundle(tmp_path: Path) -> None:
@@ -293,6 +304,49 @@ def test_the_document_runs_node_bootstrap_from_the_downloaded_bundle(tmp_path: P
     assert result.returncode == 0, result.stderr
     # site.yml's monitoring role needs the alarm topic on the node too (no operator there).
     assert f"node-bootstrap ran with dev (alarms to {ALARM_TOPIC})" in result.stdout
+    # Nothing of the run is left behind (the bundle may hold secrets' templates, not values).
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+# The first run writes into its own unpacked bundle (as node-bootstrap.sh writes its inventory
+# there), holds until released, then checks its files are still there.
+CONCURRENT_STUB = """here=$(cd "$(dirname "$0")/../.." && pwd)
+if mkdir "$SYNC/first" 2>/dev/null; then
+    echo mine >"$here/written-by-this-run"
+    touch "$SYNC/first-started"
+    until [ -e "$SYNC/release" ]; do sleep 0.05; done
+    [ -f "$here/written-by-this-run" ] || { echo "bundle deleted under a running bootstrap" >&2; exit 3; }
+fi
+echo "node-bootstrap ran with $*"
+"""
+
+
+def test_a_second_run_never_deletes_the_bundle_a_running_one_executes(tmp_path: Path) -> None:
+    """A re-run (bundle.sh run, a changed association) can start while a bootstrap is running:
+    SSM runs both at once, and the node-bootstrap.sh lock only orders the playbooks."""
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    command = document_command(tmp_path, True, "45", stub=CONCURRENT_STUB)
+    env = {**os.environ, "SYNC": str(sync)}
+    first = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for _ in range(1200):  # the first run reaches node-bootstrap.sh (bounded: 60 s)
+            if (sync / "first-started").exists() or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (sync / "first-started").exists(), first.communicate(timeout=10)
+        second = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert second.returncode == 0, second.stderr
+    finally:
+        (sync / "release").touch()
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert "node-bootstrap ran with dev" in out
+    assert list((tmp_path / "work").iterdir()) == []
 
 
 def test_the_document_gives_up_naming_the_fix_when_no_bundle_comes(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@
                the work tree with --build), wait for the node's SSM agent, bootstrap the node
                when it is not, run deploy.yml, wait for the ALB target to be healthy, and
                smoke-test through the ALB (submit a job, wait for it, fetch an output)
-    bootstrap  the same prerequisites and outputs, then site.yml
+    bootstrap  the same prerequisites and outputs, then the node's own bootstrap (site.yml run
+               on the node by the SSM association, scripts/deploy/bundle.sh run), waited for
     rollback   the same prerequisites and outputs, then rollback.yml
+    key        the same prerequisites and outputs, then key.yml: an API key made in the cluster
     check      the prerequisites only, one line per missing piece naming the fix
     digests    print the digests `deploy` would use
 
@@ -334,8 +336,16 @@ def wait_for_node(env: str, timeout: float) -> None:
         time.sleep(15)
 
 
+# What site.yml's last role writes on the node (roles/bootstrap_done), and deploy.yml waits for.
+BOOTSTRAPPED_MARKER = "/var/lib/pixtools/bootstrapped"
+
+
 def node_is_bootstrapped(env: str, outputs: dict[str, Any]) -> bool:
-    """Whether site.yml has run on the node: the charts' CRDs the deploy needs exist."""
+    """Whether site.yml has run to its end on the environment's node(s).
+
+    Not the charts' CRDs: they live in the cluster stored in RDS, so a replacement node whose
+    bootstrap has not finished would already show them.
+    """
     done = run(
         [
             "ansible",
@@ -344,8 +354,7 @@ def node_is_bootstrapped(env: str, outputs: dict[str, Any]) -> bool:
             "-m",
             "ansible.builtin.command",
             "-a",
-            "/usr/local/bin/kubectl get crd targetgroupbindings.elbv2.k8s.aws "
-            "servicemonitors.monitoring.coreos.com",
+            f"test -f {BOOTSTRAPPED_MARKER}",
         ],
         cwd=ANSIBLE_DIR,
         env=ansible_env(outputs),
@@ -495,28 +504,31 @@ def with_smoke_key(env: str, outputs: dict[str, Any], use: Any) -> None:
         cwd=ANSIBLE_DIR,
         env=ansible_env(outputs),
     )
-    key_id = re.search(r"created key (\S+)", made.stdout)
+    # Two tagged instances during a capacity rebalance each ran the command: every key made is
+    # revoked afterwards, not only the one used.
+    key_ids = re.findall(r"created key (\S+)", made.stdout)
     secret = re.search(r"store it now\): (\S+)", made.stdout)
-    if made.returncode != 0 or not key_id or not secret:
-        raise Failed(
-            "could not create a smoke-test key on the node: export PIXTOOLS_API_KEY=<a key>"
-        )
     try:
+        if made.returncode != 0 or not key_ids or not secret:
+            raise Failed(
+                "could not create a smoke-test key on the node: export PIXTOOLS_API_KEY=<a key>"
+            )
         use(secret.group(1))
     finally:
-        run(
-            [
-                "ansible",
-                f"k3s_server:&{env}",
-                "--become",
-                "-m",
-                "ansible.builtin.command",
-                "-a",
-                f"{exec_} revoke {key_id.group(1)}",
-            ],
-            cwd=ANSIBLE_DIR,
-            env=ansible_env(outputs),
-        )
+        for key_id in key_ids:
+            run(
+                [
+                    "ansible",
+                    f"k3s_server:&{env}",
+                    "--become",
+                    "-m",
+                    "ansible.builtin.command",
+                    "-a",
+                    f"{exec_} revoke {key_id}",
+                ],
+                cwd=ANSIBLE_DIR,
+                env=ansible_env(outputs),
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,21 +536,30 @@ def with_smoke_key(env: str, outputs: dict[str, Any], use: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def upload_bundle(env: str, outputs: dict[str, Any]) -> None:
-    """Put this commit's playbook bundle where every new node bootstraps itself from
-    (terraform/node_bootstrap.tf): a spot replacement then runs what was last deployed."""
+def bundle_env(outputs: dict[str, Any]) -> dict[str, str]:
+    """Where bundle.sh finds the bundle URI and the association: the Terraform outputs."""
     extra = {}
     if outputs.get("bootstrap_bundle_uri"):
         extra["PIXTOOLS_BUNDLE_URI"] = str(outputs["bootstrap_bundle_uri"])
-    stream(["bash", str(BUNDLE_SCRIPT), "upload", env], env={**os.environ, **extra})
+    if outputs.get("node_bootstrap_association_id"):
+        extra["PIXTOOLS_ASSOCIATION_ID"] = str(outputs["node_bootstrap_association_id"])
+    return {**os.environ, **extra}
+
+
+def upload_bundle(env: str, outputs: dict[str, Any]) -> None:
+    """Put this commit's playbook bundle where every new node bootstraps itself from
+    (terraform/node_bootstrap.tf): a spot replacement then runs what was last deployed."""
+    stream(["bash", str(BUNDLE_SCRIPT), "upload", env], env=bundle_env(outputs))
 
 
 def bootstrap(env: str, outputs: dict[str, Any]) -> None:
-    stream(
-        ["ansible-playbook", "site.yml", "-e", f"env={env}"],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(outputs),
-    )
+    """Upload the bundle, run the node's own bootstrap once more and wait for it.
+
+    Through the SSM association, never site.yml from this machine: the node may be running its
+    self-bootstrap right now (a fresh or replaced instance), and only runs on the node are
+    serialised by node-bootstrap.sh's lock.
+    """
+    stream(["bash", str(BUNDLE_SCRIPT), "run", env], env=bundle_env(outputs))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -555,9 +576,30 @@ def cmd_digests(args: argparse.Namespace) -> None:
 def cmd_bootstrap(args: argparse.Namespace) -> None:
     require_prerequisites()
     outputs = terraform_outputs(args.env)
-    upload_bundle(args.env, outputs)
     wait_for_node(args.env, args.node_timeout)
     bootstrap(args.env, outputs)
+
+
+def cmd_key(args: argparse.Namespace) -> None:
+    """key.yml with the environment's transfer bucket: the first (admin) key, printed once."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", args.name or ""):
+        raise Failed("NAME= is required: 1-64 letters, digits, . _ - (who the key is for)")
+    require_prerequisites()
+    outputs = terraform_outputs(args.env)
+    stream(
+        [
+            "ansible-playbook",
+            "key.yml",
+            "-e",
+            f"env={args.env}",
+            "-e",
+            f"key_name={args.name}",
+            "-e",
+            f"key_admin={'false' if args.no_admin else 'true'}",
+        ],
+        cwd=ANSIBLE_DIR,
+        env=ansible_env(outputs),
+    )
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
@@ -575,12 +617,12 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     outputs = terraform_outputs(args.env)
     digests = resolve_digests(args, outputs)
     log(f"deploying api {digests['api']}, worker {digests['worker']} to {args.env}")
-    upload_bundle(args.env, outputs)
     wait_for_node(args.env, args.node_timeout)
     if node_is_bootstrapped(args.env, outputs):
         log("node already bootstrapped")
+        upload_bundle(args.env, outputs)
     else:
-        log("node not bootstrapped yet: running site.yml")
+        log("node not bootstrapped yet: running its bootstrap (site.yml on the node)")
         bootstrap(args.env, outputs)
     stream(
         [
@@ -612,6 +654,7 @@ def parser() -> argparse.ArgumentParser:
         "deploy": cmd_deploy,
         "bootstrap": cmd_bootstrap,
         "rollback": cmd_rollback,
+        "key": cmd_key,
         "check": cmd_check,
         "digests": cmd_digests,
     }
@@ -627,6 +670,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--api-digest", default="")
         cmd.add_argument("--worker-digest", default="")
         cmd.add_argument("--skip-smoke", action="store_true")
+        cmd.add_argument("--name", default="", help="key: who or what the API key is for")
+        cmd.add_argument("--no-admin", action="store_true", help="key: without admin rights")
         cmd.add_argument("--node-timeout", type=float, default=900)
         cmd.add_argument("--target-timeout", type=float, default=600)
     return p

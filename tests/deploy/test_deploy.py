@@ -462,6 +462,12 @@ elif tool == "terraform" and "output" in args:
     print(json.dumps({{k: {{"value": v}} for k, v in state["tf_outputs"].items()}}))
 elif tool == "ansible" and "-m" in args:
     sys.exit(0 if state["bootstrapped"] else 2)
+elif tool == "bash":
+    # scripts/deploy/bundle.sh: record where it was told the bundle and the association are.
+    with (here / "calls.jsonl").open("a") as calls:
+        calls.write(json.dumps({{"tool": "bundle-env",
+                                "uri": os.environ.get("PIXTOOLS_BUNDLE_URI"),
+                                "association": os.environ.get("PIXTOOLS_ASSOCIATION_ID")}}) + "\\n")
 elif tool == "ansible-galaxy":
     print("# /root/.ansible/collections")
     if state["amazon_aws"]:
@@ -598,10 +604,13 @@ def test_deploy_rejects_a_digest_that_is_not_one(tmp_path: Path) -> None:
 
 def test_taskfile_runs_the_deploy_script_as_typed() -> None:
     tasks = load(ROOT / "Taskfile.yml")["tasks"]
-    for name in ("deploy", "bootstrap", "rollback"):
+    for name in ("deploy", "bootstrap", "rollback", "key"):
         text = yaml.safe_dump(tasks[name])
         assert f"scripts/deploy/deploy.py {name} --env {{{{.ENV}}}}" in text, name
-        assert tasks[name]["requires"]["vars"] == ["ENV"], name
+        assert tasks[name]["requires"]["vars"][0] == "ENV", name
+    # `task key` needs the transfer bucket like every playbook: deploy.py reads it from Terraform.
+    assert tasks["key"]["requires"]["vars"] == ["ENV", "NAME"]
+    assert "--name {{.NAME}}" in yaml.safe_dump(tasks["key"])
     apply = yaml.safe_dump(tasks["infra:apply"])
     assert "terraform apply" in apply and "env/{{.ENV}}.tfvars" in apply
 
@@ -611,6 +620,8 @@ TF_OUTPUTS = {
     "alb_dns_name": "pixtools-dev-1.us-east-1.elb.amazonaws.com",
     "api_target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/1",
     "alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:pixtools-dev-alarms",
+    "bootstrap_bundle_uri": "s3://pixtools-dev-manifests-123456789012-us-east-1/bootstrap/b.tar.gz",
+    "node_bootstrap_association_id": "0a1b2c3d-0000-4000-8000-000000000000",
 }
 PAIR = {
     "pixtools-api": [ecr_image("c9-1", A, "2026-12-05T10:00:00+00:00")],
@@ -638,15 +649,23 @@ def test_deploy_bootstraps_when_needed_then_deploys_through_the_terraform_bucket
     (init,) = [c for c in calls_of(tools, "terraform") if "init" in c["args"]]
     assert "-backend-config=env/dev.s3.tfbackend" in init["args"]
     playbooks = calls_of(tools, "ansible-playbook")
-    expected = [] if bootstrapped else [["site.yml", "-e", "env=dev"]]
-    expected.append(
+    # Never site.yml from here: the node may be bootstrapping itself at this very moment, and
+    # only runs on the node are serialised (node-bootstrap.sh's lock).
+    assert [c["args"] for c in playbooks] == [
         ["deploy.yml", "-e", "env=dev", "-e", f"api_digest={A}", "-e", f"worker_digest={B}"]
-    )
-    assert [c["args"] for c in playbooks] == expected
-    # Every deploy refreshes the bundle a replacement node bootstraps itself from.
-    (upload,) = calls_of(tools, "bash")
-    assert upload["args"][1:] == ["upload", "dev"]
-    assert upload["args"][0].endswith("scripts/deploy/bundle.sh")
+    ]
+    # Bootstrapped or not is the marker site.yml's last role writes on the node, not CRDs
+    # (those live in RDS and outlast the node).
+    (probe,) = [c for c in calls_of(tools, "ansible") if "-m" in c["args"]]
+    assert probe["args"][-1] == "test -f /var/lib/pixtools/bootstrapped"
+    # Every deploy refreshes the bundle a replacement node bootstraps itself from; a node that
+    # has not bootstrapped runs its own bootstrap once more (bundle.sh run uploads first).
+    (bundle,) = calls_of(tools, "bash")
+    assert bundle["args"][1:] == (["upload", "dev"] if bootstrapped else ["run", "dev"])
+    assert bundle["args"][0].endswith("scripts/deploy/bundle.sh")
+    (where,) = calls_of(tools, "bundle-env")
+    assert where["uri"] == TF_OUTPUTS["bootstrap_bundle_uri"]
+    assert where["association"] == TF_OUTPUTS["node_bootstrap_association_id"]
     # The SSM transfer bucket comes from dev's Terraform outputs, not from the operator.
     assert {c["bucket"] for c in playbooks} == {TF_OUTPUTS["manifests_bucket_name"]}
     # So does the alarm topic site.yml's monitoring role routes Alertmanager to.
@@ -666,3 +685,48 @@ def test_deploy_stops_before_anything_when_the_environment_has_no_infrastructure
     assert not (tools / "calls.jsonl").read_text().count("ansible-playbook")
     done = deploy_script(tools, "deploy", "--env", "dev", terraform_dir=tmp_path)
     assert "terraform/backend.hcl is missing" in done.stderr
+
+
+def test_task_bootstrap_runs_the_nodes_own_bootstrap_not_site_yml_from_here(tmp_path: Path) -> None:
+    terraform_dir = tmp_path / "terraform"
+    terraform_dir.mkdir()
+    (terraform_dir / "backend.hcl").write_text('bucket = "pixtools-tfstate-123456789012"\n')
+    tools = fake_tools(tmp_path, tf_outputs=TF_OUTPUTS)
+    done = deploy_script(tools, "bootstrap", "--env", "dev", terraform_dir=terraform_dir)
+    assert done.returncode == 0, done.stderr
+    assert calls_of(tools, "ansible-playbook") == []
+    (bundle,) = calls_of(tools, "bash")
+    assert bundle["args"][1:] == ["run", "dev"]
+
+
+@pytest.mark.parametrize(("extra", "admin"), [((), "true"), (("--no-admin",), "false")])
+def test_task_key_runs_key_yml_with_the_terraform_bucket(
+    tmp_path: Path, extra: tuple[str, ...], admin: str
+) -> None:
+    terraform_dir = tmp_path / "terraform"
+    terraform_dir.mkdir()
+    (terraform_dir / "backend.hcl").write_text('bucket = "pixtools-tfstate-123456789012"\n')
+    tools = fake_tools(tmp_path, tf_outputs=TF_OUTPUTS)
+    done = deploy_script(
+        tools, "key", "--env", "dev", "--name", "operator", *extra, terraform_dir=terraform_dir
+    )
+    assert done.returncode == 0, done.stderr
+    (playbook,) = calls_of(tools, "ansible-playbook")
+    assert playbook["args"] == [
+        "key.yml",
+        "-e",
+        "env=dev",
+        "-e",
+        "key_name=operator",
+        "-e",
+        f"key_admin={admin}",
+    ]
+    assert playbook["bucket"] == TF_OUTPUTS["manifests_bucket_name"]
+
+
+def test_task_key_refuses_a_missing_or_odd_name(tmp_path: Path) -> None:
+    tools = fake_tools(tmp_path)
+    for name in ("", "a b", "-x"):
+        done = deploy_script(tools, "key", "--env", "dev", f"--name={name}")
+        assert done.returncode == 1
+        assert "NAME= is required" in done.stderr

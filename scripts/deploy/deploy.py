@@ -298,49 +298,97 @@ def ansible_env(outputs: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def wait_for_node(env: str, timeout: float) -> None:
-    """Until the environment's node answers SSM (a new node takes a few minutes)."""
+def newest_node(env: str) -> str | None:
+    """The environment's newest pending or running K3s instance (by launch time), if any.
+
+    With the ASG's capacity rebalance two tagged instances exist for a while: the old one,
+    about to be reclaimed (and maybe already unreachable), and its replacement. Everything a
+    deploy does goes to the replacement, as roles/node_target chooses in the playbooks.
+    """
+    done = run(
+        [
+            "aws",
+            "ec2",
+            "describe-instances",
+            "--region",
+            REGION,
+            "--filters",
+            "Name=tag:Project,Values=pixtools",
+            f"Name=tag:Environment,Values={env}",
+            "Name=tag:Role,Values=k3s-server",
+            "Name=instance-state-name,Values=pending,running",
+            "--output",
+            "json",
+        ]
+    )
+    if done.returncode != 0:
+        raise Failed(f"cannot list the {env} instances: {last_line(done.stderr)}")
+    instances = [
+        i
+        for r in json.loads(done.stdout or "{}").get("Reservations", [])
+        for i in r.get("Instances", [])
+    ]
+    if not instances:
+        return None
+    return str(
+        max(instances, key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"]))["InstanceId"]
+    )
+
+
+def ssm_online(instance_id: str) -> bool:
+    """Whether the instance's SSM agent answers (a new instance registers within minutes)."""
+    done = run(
+        [
+            "aws",
+            "ssm",
+            "describe-instance-information",
+            "--region",
+            REGION,
+            "--filters",
+            f"Key=InstanceIds,Values={instance_id}",
+            "--output",
+            "json",
+        ]
+    )
+    if done.returncode != 0:
+        return False
+    return any(
+        i.get("InstanceId") == instance_id and i.get("PingStatus") == "Online"
+        for i in json.loads(done.stdout or "{}").get("InstanceInformationList", [])
+    )
+
+
+def wait_for_node(env: str, timeout: float) -> str:
+    """The newest node of the environment once its SSM agent answers; its instance ID.
+
+    A node being replaced counts as gone: the deploy waits for the newest instance (a starting
+    replacement included) rather than acting on the old one.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        done = run(
-            [
-                "aws",
-                "ssm",
-                "describe-instance-information",
-                "--region",
-                REGION,
-                "--filters",
-                f"Key=tag:Environment,Values={env}",
-                "Key=tag:Role,Values=k3s-server",
-                "--output",
-                "json",
-            ]
-        )
-        online = (
-            [
-                i
-                for i in json.loads(done.stdout or "{}").get("InstanceInformationList", [])
-                if i.get("PingStatus") == "Online"
-            ]
-            if done.returncode == 0
-            else []
-        )
-        if online:
-            log(f"node online in SSM: {', '.join(i['InstanceId'] for i in online)}")
-            return
+        node = newest_node(env)
+        if node is not None and ssm_online(node):
+            log(f"node online in SSM: {node}")
+            return node
         if time.monotonic() > deadline:
+            what = f"{env} node {node} is not online in SSM" if node else f"no {env} K3s node runs"
             raise Failed(
-                f"no {env} K3s node is online in SSM: check the ASG "
+                f"{what}: check the ASG "
                 "(`aws autoscaling describe-auto-scaling-groups`) and the instance's SSM agent"
             )
         time.sleep(15)
+
+
+def on_node(env: str, node: str) -> str:
+    """The Ansible host pattern for one node of one environment (hosts are instance IDs)."""
+    return f"k3s_server:&{env}:&{node}"
 
 
 # What site.yml's last role writes on the node (roles/bootstrap_done), and deploy.yml waits for.
 BOOTSTRAPPED_MARKER = "/var/lib/pixtools/bootstrapped"
 
 
-def node_is_bootstrapped(env: str, outputs: dict[str, Any]) -> bool:
+def node_is_bootstrapped(env: str, node: str, outputs: dict[str, Any]) -> bool:
     """Whether site.yml has run to its end on the environment's node(s).
 
     Not the charts' CRDs: they live in the cluster stored in RDS, so a replacement node whose
@@ -349,7 +397,7 @@ def node_is_bootstrapped(env: str, outputs: dict[str, Any]) -> bool:
     done = run(
         [
             "ansible",
-            f"k3s_server:&{env}",
+            on_node(env, node),
             "--become",
             "-m",
             "ansible.builtin.command",
@@ -484,7 +532,7 @@ def smoke_test(base_url: str, key: str) -> str:
     return str(job["id"])
 
 
-def with_smoke_key(env: str, outputs: dict[str, Any], use: Any) -> None:
+def with_smoke_key(env: str, node: str, outputs: dict[str, Any], use: Any) -> None:
     """Run use(key) with PIXTOOLS_API_KEY, or a key made for it on the node and revoked after."""
     given = os.environ.get("PIXTOOLS_API_KEY", "")
     if given:
@@ -494,7 +542,7 @@ def with_smoke_key(env: str, outputs: dict[str, Any], use: Any) -> None:
     made = run(
         [
             "ansible",
-            f"k3s_server:&{env}",
+            on_node(env, node),
             "--become",
             "-m",
             "ansible.builtin.command",
@@ -504,8 +552,7 @@ def with_smoke_key(env: str, outputs: dict[str, Any], use: Any) -> None:
         cwd=ANSIBLE_DIR,
         env=ansible_env(outputs),
     )
-    # Two tagged instances during a capacity rebalance each ran the command: every key made is
-    # revoked afterwards, not only the one used.
+    # Every key the command printed is revoked afterwards, not only the one used.
     key_ids = re.findall(r"created key (\S+)", made.stdout)
     secret = re.search(r"store it now\): (\S+)", made.stdout)
     try:
@@ -519,7 +566,7 @@ def with_smoke_key(env: str, outputs: dict[str, Any], use: Any) -> None:
             run(
                 [
                     "ansible",
-                    f"k3s_server:&{env}",
+                    on_node(env, node),
                     "--become",
                     "-m",
                     "ansible.builtin.command",
@@ -586,12 +633,15 @@ def cmd_key(args: argparse.Namespace) -> None:
         raise Failed("NAME= is required: 1-64 letters, digits, . _ - (who the key is for)")
     require_prerequisites()
     outputs = terraform_outputs(args.env)
+    node = wait_for_node(args.env, args.node_timeout)
     stream(
         [
             "ansible-playbook",
             "key.yml",
             "-e",
             f"env={args.env}",
+            "-e",
+            f"node_target_instance={node}",
             "-e",
             f"key_name={args.name}",
             "-e",
@@ -605,8 +655,16 @@ def cmd_key(args: argparse.Namespace) -> None:
 def cmd_rollback(args: argparse.Namespace) -> None:
     require_prerequisites()
     outputs = terraform_outputs(args.env)
+    node = wait_for_node(args.env, args.node_timeout)
     stream(
-        ["ansible-playbook", "rollback.yml", "-e", f"env={args.env}"],
+        [
+            "ansible-playbook",
+            "rollback.yml",
+            "-e",
+            f"env={args.env}",
+            "-e",
+            f"node_target_instance={node}",
+        ],
         cwd=ANSIBLE_DIR,
         env=ansible_env(outputs),
     )
@@ -617,8 +675,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     outputs = terraform_outputs(args.env)
     digests = resolve_digests(args, outputs)
     log(f"deploying api {digests['api']}, worker {digests['worker']} to {args.env}")
-    wait_for_node(args.env, args.node_timeout)
-    if node_is_bootstrapped(args.env, outputs):
+    node = wait_for_node(args.env, args.node_timeout)
+    if node_is_bootstrapped(args.env, node, outputs):
         log("node already bootstrapped")
         upload_bundle(args.env, outputs)
     else:
@@ -630,6 +688,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
             "deploy.yml",
             "-e",
             f"env={args.env}",
+            "-e",
+            f"node_target_instance={node}",
             "-e",
             f"api_digest={digests['api']}",
             "-e",
@@ -643,7 +703,9 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     wait_for_target(outputs, args.target_timeout)
     base_url = f"http://{outputs['alb_dns_name']}"
     log(f"smoke test through {base_url}")
-    with_smoke_key(args.env, outputs, lambda key: log(f"job {smoke_test(base_url, key)} processed"))
+    with_smoke_key(
+        args.env, node, outputs, lambda key: log(f"job {smoke_test(base_url, key)} processed")
+    )
     log(f"{args.env} is up: {base_url}")
 
 

@@ -456,8 +456,14 @@ if tool == "aws" and args[:2] == ["sts", "get-caller-identity"]:
 elif tool == "aws" and args[:2] == ["ecr", "describe-images"]:
     repo = args[args.index("--repository-name") + 1]
     print(json.dumps({{"imageDetails": state["images"].get(repo, [])}}))
+elif tool == "aws" and args[:2] == ["ec2", "describe-instances"]:
+    print(json.dumps({{"Reservations": [{{"Instances": [
+        {{"InstanceId": i["id"], "LaunchTime": i["launched"]}} for i in state["instances"]]}}]}}))
 elif tool == "aws" and args[:2] == ["ssm", "describe-instance-information"]:
-    print(json.dumps({{"InstanceInformationList": [{{"InstanceId": "i-0abc", "PingStatus": "Online"}}]}}))
+    wanted = args[args.index("--filters") + 1].split("Values=")[1].split(",")
+    print(json.dumps({{"InstanceInformationList": [
+        {{"InstanceId": i["id"], "PingStatus": "Online" if i["online"] else "ConnectionLost"}}
+        for i in state["instances"] if i["id"] in wanted]}}))
 elif tool == "terraform" and "output" in args:
     print(json.dumps({{k: {{"value": v}} for k, v in state["tf_outputs"].items()}}))
 elif tool == "ansible" and "-m" in args:
@@ -478,6 +484,7 @@ elif tool == "ansible":
 elif tool == "ansible-python":
     sys.exit(0 if state["boto3"] else "ModuleNotFoundError: No module named 'boto3'")
 """
+NODE = "i-0abc"
 TOOLS = (
     "bash",
     "aws",
@@ -501,6 +508,7 @@ def fake_tools(tmp_path: Path, present: tuple[str, ...] = TOOLS, **state: Any) -
         "images": {},
         "tf_outputs": {},
         "bootstrapped": True,
+        "instances": [{"id": NODE, "launched": "2026-12-01T08:00:00+00:00", "online": True}],
     }
     (bin_dir / "state.json").write_text(json.dumps({**defaults, **state}))
     for tool in present:
@@ -652,7 +660,17 @@ def test_deploy_bootstraps_when_needed_then_deploys_through_the_terraform_bucket
     # Never site.yml from here: the node may be bootstrapping itself at this very moment, and
     # only runs on the node are serialised (node-bootstrap.sh's lock).
     assert [c["args"] for c in playbooks] == [
-        ["deploy.yml", "-e", "env=dev", "-e", f"api_digest={A}", "-e", f"worker_digest={B}"]
+        [
+            "deploy.yml",
+            "-e",
+            "env=dev",
+            "-e",
+            f"node_target_instance={NODE}",
+            "-e",
+            f"api_digest={A}",
+            "-e",
+            f"worker_digest={B}",
+        ]
     ]
     # Bootstrapped or not is the marker site.yml's last role writes on the node, not CRDs
     # (those live in RDS and outlast the node).
@@ -717,6 +735,8 @@ def test_task_key_runs_key_yml_with_the_terraform_bucket(
         "-e",
         "env=dev",
         "-e",
+        f"node_target_instance={NODE}",
+        "-e",
         "key_name=operator",
         "-e",
         f"key_admin={admin}",
@@ -730,3 +750,54 @@ def test_task_key_refuses_a_missing_or_odd_name(tmp_path: Path) -> None:
         done = deploy_script(tools, "key", "--env", "dev", f"--name={name}")
         assert done.returncode == 1
         assert "NAME= is required" in done.stderr
+
+
+def test_during_a_rebalance_the_deploy_acts_on_the_newest_node_only(tmp_path: Path) -> None:
+    """Two tagged instances (capacity rebalance): the old one may be unreachable already.
+
+    The probes, the playbook and the smoke key all go to the replacement; before its SSM agent
+    answers the deploy waits for it instead of acting on the old one.
+    """
+    terraform_dir = tmp_path / "terraform"
+    terraform_dir.mkdir()
+    (terraform_dir / "backend.hcl").write_text('bucket = "pixtools-tfstate-123456789012"\n')
+    old = {"id": "i-0old", "launched": "2026-12-01T08:00:00+00:00", "online": False}
+    new = {"id": "i-0new", "launched": "2026-12-03T09:30:00+00:00", "online": True}
+    tools = fake_tools(tmp_path, images=PAIR, tf_outputs=TF_OUTPUTS, instances=[new, old])
+    done = deploy_script(
+        tools, "deploy", "--env", "dev", "--skip-smoke", terraform_dir=terraform_dir
+    )
+    assert done.returncode == 0, done.stderr
+    assert "node online in SSM: i-0new" in done.stdout
+    (probe,) = [c for c in calls_of(tools, "ansible") if "-m" in c["args"]]
+    assert probe["args"][0] == "k3s_server:&dev:&i-0new"
+    (playbook,) = calls_of(tools, "ansible-playbook")
+    assert "node_target_instance=i-0new" in playbook["args"]
+
+    # The replacement is still starting (its agent not yet online): wait, never fall back.
+    tools = fake_tools(
+        tmp_path,
+        images=PAIR,
+        tf_outputs=TF_OUTPUTS,
+        instances=[{**old, "online": True}, {**new, "online": False}],
+    )
+    (tools / "calls.jsonl").unlink()
+    done = deploy_script(
+        tools, "deploy", "--env", "dev", "--node-timeout", "0", terraform_dir=terraform_dir
+    )
+    assert done.returncode == 1
+    assert "dev node i-0new is not online in SSM" in done.stderr
+    assert calls_of(tools, "ansible-playbook") == []
+    assert [c for c in calls_of(tools, "ansible") if "-m" in c["args"]] == []
+
+
+def test_a_deploy_with_no_node_says_so(tmp_path: Path) -> None:
+    terraform_dir = tmp_path / "terraform"
+    terraform_dir.mkdir()
+    (terraform_dir / "backend.hcl").write_text('bucket = "pixtools-tfstate-123456789012"\n')
+    tools = fake_tools(tmp_path, images=PAIR, tf_outputs=TF_OUTPUTS, instances=[])
+    done = deploy_script(
+        tools, "rollback", "--env", "dev", "--node-timeout", "0", terraform_dir=terraform_dir
+    )
+    assert done.returncode == 1
+    assert "no dev K3s node runs" in done.stderr

@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.support.images import jpeg_bytes
 from tests.support.processes import ROOT, Stack, wait_job
+from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg
 
 
 async def test_dev_prints_the_url_and_runs_a_job(
@@ -215,3 +216,27 @@ async def test_a_trace_runs_from_the_request_to_the_worker(
             break
         await asyncio.sleep(0.1)
     assert {"POST /api/v1/jobs", "process_output", "finalize_job"} <= names, names
+
+
+async def test_progress_long_poll_in_embedded_mode(client: httpx.AsyncClient) -> None:
+    """`?wait=&since=` answers when an output moves: in-process signals, no NOTIFY."""
+    spec = {"outputs": [{"name": "quick", "steps": [{"op": "grayscale"}]}, SLOW_OUTPUT]}
+    job = (
+        await client.post(
+            "/api/v1/jobs",
+            files={"file": ("a.jpg", noisy_jpeg(2400, 1600))},
+            data={"spec": json.dumps(spec)},
+        )
+    ).json()
+    now = await client.get(f"/api/v1/jobs/{job['id']}")
+    state, seen = now.headers["pixtools-job-state"], [now.json()]
+    while seen[-1]["status"] not in {"succeeded", "partial", "failed", "canceled"}:
+        # 60 s asked, 30 s of client timeout: only a move (or the end) can answer in time.
+        r = await client.get(f"/api/v1/jobs/{job['id']}", params={"wait": 60, "since": state})
+        assert r.headers["pixtools-job-state"] != state, r.json()
+        state = r.headers["pixtools-job-state"]
+        seen.append(r.json())
+    assert seen[-1]["status"] == "succeeded"
+    # The slow output runs for seconds after the quick one has started: the polls saw the
+    # job on its way, not only at its end.
+    assert any(j["status"] == "running" for j in seen[1:]), seen

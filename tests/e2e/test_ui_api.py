@@ -1,9 +1,11 @@
 """The API additions the browser UI stands on, over HTTP with `pixtools api` and the workers
 as real processes (PostgreSQL, RabbitMQ, Redis, moto S3): preview renditions, DELETE of a
-job and its objects, list filters (`q`), `proxy=true` downloads and `GET /api/v1/config`."""
+job and its objects, list filters (`q`), `proxy=true` downloads, `GET /api/v1/config`, and
+the progress long poll (`?wait=N&since=`)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -15,7 +17,7 @@ from PIL import Image
 
 from tests.support.api import THUMB, s3_keys
 from tests.support.images import jpeg_bytes
-from tests.support.processes import Stack, wait_job
+from tests.support.processes import Stack, frozen_workers, wait_job
 from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg, until_running
 
 pytestmark = pytest.mark.services
@@ -177,3 +179,46 @@ async def test_config_tells_a_client_the_stale_window(stack_client: httpx.AsyncC
     assert config["heartbeat_seconds"] == 1
     assert config["webhooks_enabled"] is True
     assert config["auth"] == "off"
+
+
+STATE = "pixtools-job-state"
+
+
+async def test_a_progress_long_poll_answers_when_an_output_moves(
+    stack_client: httpx.AsyncClient, services_stack: Stack
+) -> None:
+    quick = {"name": "quick", "steps": [{"op": "grayscale"}]}
+    slow = httpx.AsyncClient(base_url=services_stack.base_url, timeout=90)  # two long polls
+    with frozen_workers(services_stack):  # nothing moves until they continue
+        jid = await post(stack_client, {"outputs": [quick, SLOW_OUTPUT]}, noisy_jpeg(2400, 1600))
+        now = await stack_client.get(f"/api/v1/jobs/{jid}")
+        queued = now.headers[STATE]
+        assert now.json()["status"] == "queued"
+        again = await stack_client.get(f"/api/v1/jobs/{jid}?since={queued}")
+        assert again.headers[STATE] == queued  # nothing moved: the same token
+        # A token that is not the job's state: the answer comes at once, not at the end or
+        # after the wait (the client's 30 s timeout is shorter than the 60 s asked for).
+        other = await stack_client.get(f"/api/v1/jobs/{jid}?wait=60&since=0123456789abcdef")
+        assert other.json()["status"] == "queued"
+        assert other.headers[STATE] == queued
+
+        # Both polls wait from the same state: with `since`, the first move answers it;
+        # without, only the job's end does.
+        moved = asyncio.create_task(slow.get(f"/api/v1/jobs/{jid}?wait=60&since={queued}"))
+        ended = asyncio.create_task(slow.get(f"/api/v1/jobs/{jid}?wait=60"))
+        await asyncio.sleep(0.5)  # both requests sent (an order, not a timing assert)
+        assert not moved.done() and not ended.done()  # nothing moved yet
+    try:
+        first = await moved
+        job = first.json()
+        assert first.headers[STATE] != queued
+        assert job["status"] == "running", job  # answered before the job ended
+        assert any(o["status"] != "pending" for o in job["outputs"]), job
+        last = await ended
+    finally:
+        await slow.aclose()
+    assert last.json()["status"] == "succeeded", last.json()
+    assert last.headers[STATE] not in {queued, first.headers[STATE]}
+    # An ended job answers at once, whatever the token.
+    done = await stack_client.get(f"/api/v1/jobs/{jid}?wait=60&since={last.headers[STATE]}")
+    assert done.json()["status"] == "succeeded"

@@ -8,12 +8,10 @@ Set PIXTOOLS_UI_SCREENSHOTS=docs/img to refresh the screenshots in docs/ui.md.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -37,7 +35,7 @@ from playwright.sync_api import (
 from tests.support import samples
 from tests.support.images import png_with_corrupt_pixels
 from tests.support.keys import make_key
-from tests.support.processes import Stack
+from tests.support.processes import Stack, frozen_workers
 from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg
 
 pytestmark = [pytest.mark.services, pytest.mark.ml]
@@ -194,20 +192,6 @@ def wait_status(card: Any, status: str) -> None:
 
 def api_job(base_url: str, job_id: str) -> dict[str, Any]:
     return dict(httpx.get(f"{base_url}/api/v1/jobs/{job_id}", timeout=30).json())
-
-
-@contextlib.contextmanager
-def frozen_workers(stack: Stack) -> Iterator[None]:
-    """SIGSTOP both workers: nothing is processed, no heartbeat is sent, and no reconciler
-    pass runs (each worker runs them) until they continue."""
-    pids = [stack.procs[n].pid for n in ("worker-standard", "worker-ml")]
-    for pid in pids:
-        os.killpg(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            os.killpg(pid, signal.SIGCONT)
 
 
 def until(base_url: str, job_id: str, done: Any) -> dict[str, Any]:
@@ -427,7 +411,7 @@ def test_text_and_moderation_are_drawn(ui: Watched, shots: Path) -> None:
     ui.clean()
 
 
-def test_a_stuck_output_is_flagged_stale(ui: Watched, services_stack: Stack) -> None:
+def test_a_stuck_output_is_flagged_stale(ui: Watched, services_stack: Stack, shots: Path) -> None:
     page = ui.page
     drop_file(page, noisy_jpeg(2400, 1600, seed=3), "stuck.jpg")
     set_spec_json(page, {"outputs": [SLOW_OUTPUT]})
@@ -447,6 +431,7 @@ def test_a_stuck_output_is_flagged_stale(ui: Watched, services_stack: Stack) -> 
         # The stack's stale window is 6 s (from GET /api/v1/config).
         expect(warning).to_be_visible(timeout=30_000)
         expect(warning).to_contain_text("stale after 6")
+        card.screenshot(path=str(shots / "progress.png"))
     # Resumed (or taken over after the window): it ends, and the warning goes.
     expect(card.locator(".title-row .pill")).to_have_text(TERMINAL, timeout=TIMEOUT_MS)
     expect(warning).to_be_hidden()
@@ -605,7 +590,7 @@ def test_object_urls_are_released_over_a_session(ui: Watched, services_stack: St
     ui.clean()
 
 
-def test_a_390px_phone_screen_has_nothing_off_screen(
+def test_a_390px_phone_screen_and_360px_have_nothing_off_screen(
     browser: Browser, services_stack: Stack, shots: Path
 ) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -620,8 +605,7 @@ def test_a_390px_phone_screen_has_nothing_off_screen(
         wait_status(job_card(page, "phone-shot-with-a-long-file-name.jpg"), "succeeded")
         page.locator("#json-details summary").click()
         page.click("#copy-python")
-        offenders = page.evaluate(
-            """() => {
+        off_screen = """() => {
                 const width = document.documentElement.clientWidth;
                 const bad = [];
                 for (const e of document.querySelectorAll('body *')) {
@@ -634,11 +618,16 @@ def test_a_390px_phone_screen_has_nothing_off_screen(
                 }
                 return { bad, scroll: document.documentElement.scrollWidth, width };
             }"""
-        )
+        offenders = page.evaluate(off_screen)
         assert offenders["scroll"] <= offenders["width"], offenders
         assert offenders["bad"] == [], offenders
         page.locator("#jobs article.job").first.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "phone.png"))
+        page.set_viewport_size({"width": 360, "height": 740})  # the narrowest supported
+        offenders = page.evaluate(off_screen)
+        assert offenders["width"] == 360
+        assert offenders["scroll"] <= offenders["width"], offenders
+        assert offenders["bad"] == [], offenders
         watched.clean()
     finally:
         context.close()

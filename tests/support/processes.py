@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -122,3 +124,17 @@ async def wait_job(
             return job
         await asyncio.sleep(0.1)
     raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")
+
+
+@contextlib.contextmanager
+def frozen_workers(stack: Stack) -> Iterator[None]:
+    """SIGSTOP both workers of ``stack``: nothing is processed, no heartbeat is sent, and no
+    reconciler pass runs (each worker runs them) until they continue."""
+    pids = [stack.procs[n].pid for n in ("worker-standard", "worker-ml")]
+    for pid in pids:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.killpg(pid, signal.SIGCONT)

@@ -30,7 +30,13 @@ from pixtools.api.catalogue import operations
 from pixtools.api.docs import docs_router
 from pixtools.api.errors import EXCEPTION_HANDLERS
 from pixtools.api.health import health, livez, metrics, readyz
-from pixtools.api.jobs import JobController, client_config, ml_available, webhook_attempts
+from pixtools.api.jobs import (
+    STATE_HEADER,
+    JobController,
+    client_config,
+    ml_available,
+    webhook_attempts,
+)
 from pixtools.api.middleware import (
     RateLimitMiddleware,
     RequestGuardMiddleware,
@@ -106,7 +112,11 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await waiters.stop()
 
-    cors = CORSConfig(allow_origins=[settings.cors_origin]) if settings.cors_origin else None
+    cors = (
+        CORSConfig(allow_origins=[settings.cors_origin], expose_headers=[STATE_HEADER])
+        if settings.cors_origin
+        else None
+    )
     app = Litestar(
         route_handlers=[
             JobController,

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
@@ -30,6 +32,7 @@ from pixtools.store.jobs import JobRecord
 from pixtools.store.webhooks import Attempt
 from pixtools.views import JobOut, JobPage, decode_cursor, encode_cursor, job_out
 
+STATE_HEADER = "Pixtools-Job-State"
 PROXY_DOC = (
     "true: the bytes come from this API instead of a redirect to a presigned storage URL "
     "(for a browser page whose CSP allows this origin only)"
@@ -135,21 +138,42 @@ class JobController(Controller):
         "/{job_id:uuid}",
         summary="Get a job",
         description="With `wait=N` (seconds, up to 60) the answer comes as soon as the job "
-        "finishes, or after N seconds with the job as it is then (long polling).",
+        "finishes, or after N seconds with the job as it is then (long polling). With "
+        "`since` (the `Pixtools-Job-State` header of an earlier answer) it also comes as "
+        "soon as the job's state differs from that one: an output started, ended or was "
+        "taken over.",
+        response_headers=[
+            ResponseHeader(
+                name=STATE_HEADER,
+                description="An opaque token of the job's status and its outputs' statuses "
+                "and attempts: pass it back as `since` to wait for the next change.",
+                documentation_only=True,
+            )
+        ],
     )
-    async def get_job(
+    async def get_job(  # noqa: PLR0913  Litestar fills each query parameter by name
         self,
         request: Request[Any, Any, Any],
         services: ServicesDep,
         principal: PrincipalDep,
         job_id: FromPath[uuid.UUID],
+        *,
         wait: Annotated[float, QueryParameter(name="wait", ge=0, le=60)] = 0,
-    ) -> JobOut:
-        """The caller's job, now or once it finishes (``wait``)."""
-        record = await wait_for_job(request, services, job_id, principal.owner, wait)
+        since: Annotated[
+            str | None,
+            QueryParameter(
+                name="since",
+                max_length=64,
+                description="with `wait`: answer as soon as the job's state token differs "
+                "from this one (the `Pixtools-Job-State` header of an earlier answer)",
+            ),
+        ] = None,
+    ) -> Response[JobOut]:
+        """The caller's job, now, once it finishes, or (``since``) once it moves (``wait``)."""
+        record = await wait_for_job(request, services, job_id, principal.owner, wait, since=since)
         if record is None:
             raise not_found(manage.JOB_NOT_FOUND)
-        return job_out(record)
+        return Response(job_out(record), headers={STATE_HEADER: job_state(record)})
 
     @get("/{job_id:uuid}/outputs/{name:str}", summary="Download an output")
     async def download_output(
@@ -277,23 +301,38 @@ async def client_config(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-async def wait_for_job(
+def job_state(record: JobRecord) -> str:
+    """A short token of what a progress display shows: the job's status and archive, each
+    output's status and attempt. Equal tokens: nothing moved."""
+    parts = [record.job.status, str(record.job.archive_status)]
+    parts += [f"{o.name}:{o.status}:{o.attempts}" for o in record.outputs]
+    return hashlib.blake2s("|".join(parts).encode(), digest_size=8).hexdigest()
+
+
+async def wait_for_job(  # noqa: PLR0913  the request's parts, then the two waits
     request: Request[Any, Any, Any],
     services: ServicesDep,
     job_id: uuid.UUID,
     owner: str | None,
     wait: float,
+    *,
+    since: str | None = None,
 ) -> JobRecord | None:
-    """The job now, or (``wait`` > 0) as soon as it is finished, or after ``wait`` seconds."""
+    """The job now, or (``wait`` > 0) as soon as it is finished, or (``since``) as soon as
+    its state token differs from ``since``, or after ``wait`` seconds."""
     if wait <= 0:
         return await services.jobs.get(job_id, owner)
     waiters: JobWaiters = request.app.state.waiters
-    # Subscribe before reading, so a job that ends in between still wakes us.
-    with waiters.subscribe(str(job_id)) as finished:
+    # Subscribe before reading, so a job that ends (or moves) in between still wakes us.
+    with waiters.subscribe(str(job_id), progress=since is not None) as woken:
         record = await services.jobs.get(job_id, owner)
-        if record is not None and record.job.status not in TERMINAL_JOB:
+        if (
+            record is not None
+            and record.job.status not in TERMINAL_JOB
+            and (since is None or job_state(record) == since)
+        ):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished, timeout=wait)
+                await asyncio.wait_for(woken, timeout=wait)
             record = await services.jobs.get(job_id, owner) or record
     return record
 

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import (
 
 log = logging.getLogger(__name__)
 
-# Both notified by triggers (migration 0003): an insert into the outbox, a job's finished_at
-# set. Names fixed there too.
+# Notified by triggers (migrations 0003 and 0005): an insert into the outbox, a job's
+# finished_at set, an output's status or attempt changed. Names fixed there too.
 OUTBOX_CHANNEL = "pixtools_outbox"
 JOBS_CHANNEL = "pixtools_jobs"  # payload: the id of a job that just finished
+PROGRESS_CHANNEL = "pixtools_progress"  # payload: the id of a job one of whose outputs moved
 
 
 class LocalSignals:
@@ -35,6 +36,7 @@ class LocalSignals:
     def __init__(self) -> None:
         self.outbox: list[Callable[[], None]] = []
         self.job_finished: list[Callable[[str], None]] = []
+        self.job_progress: list[Callable[[str], None]] = []
 
 
 class Listener:
@@ -102,6 +104,11 @@ class Database:
     def job_finished_local(self, job_id: str) -> None:
         """After a commit that finished a job: tell in-process waiters its id."""
         for callback in self.signals.job_finished:
+            callback(job_id)
+
+    def job_progress_local(self, job_id: str) -> None:
+        """After a commit that moved one of a job's outputs: tell in-process waiters."""
+        for callback in self.signals.job_progress:
             callback(job_id)
 
     async def ping(self) -> None:

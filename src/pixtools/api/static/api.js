@@ -56,6 +56,14 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   return resp.json();
 }
 
+/** GET a job as JSON with its state token (the Pixtools-Job-State header), for `since=`. */
+export async function apiWithState(path, { signal } = {}) {
+  const resp = await fetch(path, { signal, headers: authHeaders() });
+  noteClock(resp);
+  if (!resp.ok) await raise(resp);
+  return { body: await resp.json(), state: resp.headers.get("pixtools-job-state") };
+}
+
 /** A blob fetched with the key; the caller owns the object URL and must revoke it. */
 export async function fetchBlob(path, signal) {
   const resp = await fetch(path, { headers: authHeaders(), signal });

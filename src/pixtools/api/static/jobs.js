@@ -2,13 +2,16 @@
 // polling, results and actions. Each job card owns its object URLs and releases them.
 
 import { el, announce } from "./dom.js";
-import { api, fetchBlob, proxied, saveBlob, serverNow, ApiError } from "./api.js";
+import { api, apiWithState, fetchBlob, proxied, saveBlob, serverNow, ApiError } from "./api.js";
 import { formatBytes } from "./inspect.js";
 import { boxedImage, resultBoxes, resultDetails } from "./results.js";
 import { openViewer } from "./viewer.js";
 
 const TERMINAL = new Set(["succeeded", "partial", "failed", "canceled"]);
-const WAIT_SECONDS = 3; // a long poll answers at once when the job ends, else after this
+// Progress is pushed by long polling: GET /api/v1/jobs/{id}?wait=N&since=STATE answers as
+// soon as an output starts, ends or is taken over (or the job ends), else after N seconds.
+const MAX_WAIT_SECONDS = 25;
+const SHARED_WAIT_SECONDS = 3; // more jobs running than slots: take turns this often
 const MAX_POLLS = 4; // under the browser's six connections per host
 const PAGE = 10;
 const LOCAL_SOURCES_KEPT = 20;
@@ -319,17 +322,35 @@ export class JobList {
     this.localSources.delete(id);
   }
 
-  /** Long-poll one job until it ends (at most MAX_POLLS at once). */
+  /** How long a long poll may wait: short enough that the heartbeats it brings keep the stale
+   * warning honest (a heartbeat is at most heartbeat_seconds old when read), and short when
+   * other jobs wait for a connection. */
+  waitSeconds() {
+    if (this.slots.queue.length) return SHARED_WAIT_SECONDS;
+    const { stale_after_seconds: stale, heartbeat_seconds: beat } = this.config;
+    return Math.max(1, Math.min(MAX_WAIT_SECONDS, Math.floor(stale - beat - 1)));
+  }
+
+  /** Follow one job until it ends: each answer comes when it changes (at most MAX_POLLS
+   * requests at once; a job waiting for a slot gets the next free one). */
   async track(view) {
     const id = view.job.id;
     if (this.polling.has(view)) return;
     this.polling.add(view);
-    await this.slots.acquire();
+    let state = null; // the first request reads the job now, and its state token
     try {
       while (this.views.get(id) === view && !TERMINAL.has(view.job.status)) {
-        const job = await api(`/api/v1/jobs/${id}?wait=${WAIT_SECONDS}`, { signal: view.controller.signal });
+        await this.slots.acquire();
+        let answer;
+        try {
+          const query = state ? `wait=${this.waitSeconds()}&since=${encodeURIComponent(state)}` : "wait=0";
+          answer = await apiWithState(`/api/v1/jobs/${id}?${query}`, { signal: view.controller.signal });
+        } finally {
+          this.slots.release();
+        }
         if (this.views.get(id) !== view) break;
-        view.update(job);
+        state = answer.state;
+        view.update(answer.body);
       }
     } catch (err) {
       if (err.name !== "AbortError") {
@@ -339,7 +360,6 @@ export class JobList {
       }
     } finally {
       this.polling.delete(view);
-      this.slots.release();
     }
   }
 }

@@ -50,7 +50,9 @@ class OutputWork(RepositoryBase):
             if claimed.job_status == "queued":  # the job's first output to start
                 await s.execute(JOB_RUNNING, params)
             source = claimed.source
-            return Claim(claimed.attempts, claimed.steps, source["key"], source.get("url"))
+        # (PostgreSQL: the outputs trigger NOTIFYs other processes; this wakes this one's.)
+        self.db.job_progress_local(str(job_id))
+        return Claim(claimed.attempts, claimed.steps, source["key"], source.get("url"))
 
     async def heartbeat(self, job_id: uuid.UUID, name: str, attempt: int) -> bool:
         """Touch a running output; False when this attempt no longer owns it."""
@@ -108,6 +110,8 @@ class OutputWork(RepositoryBase):
             self.on_finished(*closed)
             self.db.wake_local()
             self.db.job_finished_local(str(job_id))
+        else:
+            self.db.job_progress_local(str(job_id))
         return Finished(recorded=True, last=remaining == 0, closed=closed is not None)
 
     async def retry_output_later(
@@ -121,6 +125,7 @@ class OutputWork(RepositoryBase):
                 return False
             s.add(self.routes.render(row, job_id, name, delay))
         self.db.wake_local()
+        self.db.job_progress_local(str(job_id))
         return True
 
     async def set_source_facts(self, job_id: uuid.UUID, facts: dict[str, Any]) -> None:

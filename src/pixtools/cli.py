@@ -234,6 +234,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if (problem := _database_problem(settings)) is not None:
+        # As `pixtools api`: refuse at once, not consume messages that cannot be claimed.
+        print(f"pixtools worker: {problem}", file=sys.stderr)
+        return 2
     argv = [
         sys.executable,
         "-m",

@@ -154,6 +154,20 @@ def test_migrate_without_its_database_is_one_line() -> None:
     refused(pixtools("migrate", env={"PIXTOOLS_DATABASE_URL": closed}), "cannot use the database")
 
 
+@pytest.mark.services
+def test_worker_without_its_database_stops_at_once_with_one_line(rabbit_url: str) -> None:
+    server = PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+    env = {
+        "PIXTOOLS_RABBITMQ_URL": rabbit_url,
+        "PIXTOOLS_DATABASE_URL": server + "/pixtools_no_such_db",
+    }
+    message = refused(pixtools("worker", "--queues", "standard", env=env), "cannot use")
+    assert message == (
+        "pixtools worker: cannot use the database postgresql+asyncpg://postgres@127.0.0.1:5432/"
+        'pixtools_no_such_db: database "pixtools_no_such_db" does not exist'
+    )
+
+
 def _commands(
     parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
 ) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:

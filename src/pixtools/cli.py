@@ -110,9 +110,19 @@ def _read_file(path: str, what: str) -> bytes:
         raise CliError(f"{what} {path}: permission denied") from None
 
 
+def _make_folder(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CliError(f"{what} {path}: is a file, not a folder") from None
+    except OSError as exc:
+        raise CliError(f"{what} {path}: {exc.strerror or exc}") from None
+
+
 def _spec_text(arg: str) -> bytes:
-    """``--spec`` is inline JSON when it starts with ``{``, else a path to a JSON file."""
-    if arg.lstrip().startswith("{"):
+    """``--spec`` is inline JSON when it starts with ``{`` (or ``[``, refused as not an
+    object), else a path to a JSON file."""
+    if arg.lstrip().startswith(("{", "[")):
         return arg.encode()
     return _read_file(arg, "spec file")
 
@@ -130,12 +140,19 @@ def _unreachable_is_one_line(fn: Callable[[], T]) -> T:
     import pika.exceptions
     from sqlalchemy.exc import DBAPIError
 
+    # Dramatiq 2 renamed ConnectionError (the old name warns when touched); 1.x has only it.
+    broker_down = (
+        getattr(dramatiq.errors, "BrokerConnectionError", None) or dramatiq.errors.ConnectionError
+    )
     try:
         return fn()
-    except (pika.exceptions.AMQPConnectionError, dramatiq.errors.ConnectionError) as exc:
+    except (pika.exceptions.AMQPConnectionError, broker_down) as exc:
         raise CliError(f"cannot reach the broker: {exc!r}", code=1) from None
     except (OSError, DBAPIError) as exc:
-        raise CliError(f"cannot use the database: {exc}".splitlines()[0], code=1) from None
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]  # the driver's words
+        if "no such table" in detail or ("relation" in detail and "does not exist" in detail):
+            detail += " (run `pixtools migrate` first)"
+        raise CliError(f"cannot use the database: {detail}", code=1) from None
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -217,6 +234,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if (problem := _database_problem(settings)) is not None:
+        # As `pixtools api`: refuse at once, not consume messages that cannot be claimed.
+        print(f"pixtools worker: {problem}", file=sys.stderr)
+        return 2
     argv = [
         sys.executable,
         "-m",
@@ -243,12 +264,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Migrate the database to ``revision``."""
+    from alembic.util.exc import CommandError
+
     from pixtools.store.migrate import upgrade
 
     settings = _settings()
     if not settings.database_url:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url, args.revision)
+        _make_folder(Path(settings.data_dir), "data folder")
+    try:
+        _unreachable_is_one_line(lambda: upgrade(settings.effective_database_url, args.revision))
+    except CommandError as exc:  # e.g. a revision that does not exist
+        raise CliError(f"revision {args.revision}: {exc}") from None
     print(f"database at {args.revision}")
     return 0
 
@@ -351,7 +377,8 @@ def cmd_process(args: argparse.Namespace) -> int:
     try:
         spec = parse_spec(_spec_text(args.spec))
     except SpecError as exc:
-        print(f"pixtools process: spec {exc}", file=sys.stderr)
+        where = "" if exc.field in ("", "spec") else f" {exc.field}"
+        print(f"pixtools process: spec{where}: {exc.message}", file=sys.stderr)
         return 2
     ml_steps = [
         f"outputs[{i}].steps[{j}] ({op_of(step).name})"
@@ -370,7 +397,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         print(f"pixtools process: {args.file}: {exc}", file=sys.stderr)
         return 2
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _make_folder(out_dir, "output folder")
     failures = 0
     summary: dict[str, Any] = {
         "source": {"format": info.format, "width": info.width, "height": info.height},
@@ -386,7 +413,10 @@ def cmd_process(args: argparse.Namespace) -> int:
         entry: dict[str, Any] = {"status": "succeeded", "result": rendered.result}
         if rendered.data is not None:
             path = out_dir / f"{output.name}.{rendered.extension}"
-            path.write_bytes(rendered.data)
+            try:
+                path.write_bytes(rendered.data)
+            except OSError as exc:
+                raise CliError(f"cannot write {path}: {exc.strerror or exc}", code=1) from None
             entry.update(
                 file=str(path),
                 format=rendered.format,

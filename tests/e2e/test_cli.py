@@ -17,6 +17,7 @@ from pixtools import __version__
 from pixtools.cli import build_parser
 from tests.support.images import jpeg_bytes
 from tests.support.processes import ROOT
+from tests.support.servers import PG_ADMIN
 
 # Runs the CLI in a Python where numpy and onnxruntime cannot be imported (the ML extra is
 # not installed): importing either raises ModuleNotFoundError, as on such an install.
@@ -56,6 +57,38 @@ def test_version() -> None:
     proc = pixtools("--version")
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"pixtools {__version__}"
+    # `python -m pixtools` is the same command line.
+    module = subprocess.run(
+        [sys.executable, "-m", "pixtools", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert module.returncode == 0, module.stderr
+    assert module.stdout.strip() == f"pixtools {__version__}"
+
+
+def test_process_output_folder_that_cannot_be_made_or_written(tmp_path: Path) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(jpeg_bytes(40, 30))
+    spec = json.dumps({"outputs": [{"name": "a", "steps": [{"op": "grayscale"}]}]})
+    refused(pixtools("process", str(image), "--spec", spec, "--out", str(image)), "is a file")
+    # A file where a folder of the path should be: the folder cannot be made.
+    below = str(image / "out")
+    refused(pixtools("process", str(image), "--spec", spec, "--out", below), "output folder")
+
+
+def test_process_spec_that_is_json_but_not_an_object(tmp_path: Path) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(jpeg_bytes(40, 30))
+    message = refused(pixtools("process", str(image), "--spec", "[1]"), "Expected `object`")
+    assert message == "pixtools process: spec: Expected `object`, got `array`"
+
+
+def test_migrate_and_keys_say_what_is_wrong_with_the_database(tmp_path: Path) -> None:
+    data = {"PIXTOOLS_DATA_DIR": str(tmp_path / "data")}
+    # A fresh data folder: no tables yet.
+    refused(pixtools("keys", "create", "me", env=data), "no such table", "pixtools migrate")
+    refused(pixtools("migrate", "--revision", "nonesuch", env=data), "revision nonesuch")
+    (tmp_path / "file").write_text("x")
+    refused(pixtools("migrate", env={"PIXTOOLS_DATA_DIR": str(tmp_path / "file")}), "not a folder")
 
 
 def test_process_missing_image_or_spec_file(tmp_path: Path) -> None:
@@ -106,6 +139,33 @@ def test_unknown_ids_are_refused(rabbit_url: str, private_pg_url: str) -> None:
     refused(replay, "not in the standard dead-letter queue")
     revoke = pixtools("keys", "revoke", "no-such-key", env=env)
     refused(revoke, "no active key no-such-key")
+
+
+@pytest.mark.services
+def test_migrate_without_its_database_is_one_line() -> None:
+    server = PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+    missing = server + "/pixtools_no_such_db"
+    proc = pixtools("migrate", env={"PIXTOOLS_DATABASE_URL": missing})
+    message = refused(proc, "cannot use the database")
+    assert message == (
+        'pixtools migrate: cannot use the database: database "pixtools_no_such_db" does not exist'
+    )
+    closed = "postgresql+asyncpg://postgres@127.0.0.1:1/none"  # nothing listens on port 1
+    refused(pixtools("migrate", env={"PIXTOOLS_DATABASE_URL": closed}), "cannot use the database")
+
+
+@pytest.mark.services
+def test_worker_without_its_database_stops_at_once_with_one_line(rabbit_url: str) -> None:
+    server = PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+    env = {
+        "PIXTOOLS_RABBITMQ_URL": rabbit_url,
+        "PIXTOOLS_DATABASE_URL": server + "/pixtools_no_such_db",
+    }
+    message = refused(pixtools("worker", "--queues", "standard", env=env), "cannot use")
+    assert message == (
+        "pixtools worker: cannot use the database postgresql+asyncpg://postgres@127.0.0.1:5432/"
+        'pixtools_no_such_db: database "pixtools_no_such_db" does not exist'
+    )
 
 
 def _commands(

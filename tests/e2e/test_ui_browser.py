@@ -631,3 +631,29 @@ def test_a_390px_phone_screen_and_360px_have_nothing_off_screen(
         watched.clean()
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "operation"), [("/docs", ".opblock"), ("/redoc", "[role=menuitem]")]
+)
+def test_api_docs_render_offline(
+    browser: Browser, services_stack: Stack, path: str, operation: str
+) -> None:
+    """/docs and /redoc render every route with no other host reachable (#13.5), and break
+    no rule of the CSP (ReDoc's CDN logo used to)."""
+    base = services_stack.base_url
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    watched = Watched(page, base)
+    # Offline: whatever is not this API fails (and is counted by Watched).
+    page.route(re.compile(r"^(?!" + re.escape(base) + r"|data:|blob:)"), lambda r: r.abort())
+    try:
+        page.goto(base + path)
+        page.wait_for_selector(operation)
+        paths = httpx.get(base + "/openapi.json").json()["paths"]
+        routes = sum(1 for item in paths.values() for method in item if method != "parameters")
+        assert page.locator(operation).count() >= routes, (page.locator(operation).count(), routes)
+        watched.clean()
+    finally:
+        context.close()

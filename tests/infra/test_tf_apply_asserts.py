@@ -223,6 +223,18 @@ MUTATIONS: dict[str, tuple[Callable[[State], None], str]] = {
         ),
         "outside /pixtools/dev/",
     ),
+    "no K3s token parameter": (
+        _drop("aws_ssm_parameter.k3s_token"),
+        "/pixtools/dev/k3s_token: not in the applied state",
+    ),
+    "an unexpected parameter": (
+        _parameter("/pixtools/dev/rabbitmq_username", "name", "/pixtools/dev/rabbitmq_user"),
+        "/pixtools/dev/rabbitmq_user: not one of the expected parameters",
+    ),
+    "webhook_secret on the AWS-managed key": (
+        _parameter("/pixtools/dev/webhook_secret", "key_id", "alias/aws/ssm"),
+        "/pixtools/dev/webhook_secret key",
+    ),
     "any branch may deploy": (_trust_subject("repo:pixtools/pixtools:*"), "OIDC subject"),
     "another repository may deploy": (
         _trust_subject("repo:someone/pixtools:ref:refs/heads/main"),

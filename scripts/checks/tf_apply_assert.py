@@ -250,13 +250,26 @@ def _check_public_access_block(failures: list[str], label: str, block: dict[str,
 def check_buckets(resources: dict[str, Resource], env: str) -> list[str]:
     """Every bucket: SSE-KMS with the environment's key, all public access blocked, owner-enforced.
 
-    The images bucket: raw/, processed/ and archives/ expire after 1 day.
+    Buckets come from the bucket module (its encryption, public access block and ownership
+    controls beside each); the images and manifests buckets must be there, and any other bucket in
+    the state is checked the same way. The images bucket: raw/, processed/ and archives/ expire
+    after 1 day.
     """
     failures: list[str] = []
     key = resources.get("aws_kms_key.main", {}).get("values", {}).get("arn")
     if not key:
         failures.append("aws_kms_key.main: not in the applied state")
-    for module in ("images_bucket", "manifests_bucket"):
+    modules = ["images_bucket", "manifests_bucket"]
+    for address, resource in sorted(resources.items()):
+        if resource["type"] != "aws_s3_bucket":
+            continue
+        segments = address.split(".")
+        if len(segments) == 4 and segments[0] == "module":
+            if segments[1] not in modules:
+                modules.append(segments[1])
+        else:
+            failures.append(f"{address}: a bucket outside a bucket module (its settings unchecked)")
+    for module in modules:
         parts = _bucket_parts(resources, module)
         name = parts.get("aws_s3_bucket", {}).get("bucket", f"module.{module}")
         if "aws_s3_bucket" not in parts:

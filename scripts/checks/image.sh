@@ -22,7 +22,7 @@
 # Needs: root, buildah, mmdebstrap, the services above, and .venv (moto, httpx and the sample
 # photo: `task setup`). PIXTOOLS_IMAGE_NO_BUILD=1 skips the build and checks the images of the
 # previous one again (development only). Bounded: every slow step has a timeout. Measured here
-# on 2 shared cores: 12-13 minutes from empty caches, about 2 with everything cached.
+# on 2 shared cores: 10-13 minutes from empty caches, 1-2 with everything cached.
 set -Eeuo pipefail
 # The whole script is one block, read before it starts: editing the file during a run (it runs
 # for many minutes) cannot change that run.

@@ -37,13 +37,21 @@ PRIMARY_INSTANCE_TYPE = "m7i-flex.large"
 FALLBACK_INSTANCE_TYPES = ["c7i-flex.large", "m6i.large"]
 EXPIRING_PREFIXES = {"raw/", "processed/", "archives/"}
 LOG_RETENTION_DAYS = 14
-SSM_RUNTIME_NAMES = (
-    "database_url",
-    "redis_url",
-    "rabbitmq_url",
-    "aws_s3_bucket",
-    "webhook_cb_fail_threshold",
-    "webhook_cb_reset_timeout",
+# Every parameter under /pixtools/<env>/ (docs/infrastructure.md's table): the app's runtime
+# settings, the RabbitMQ credentials and the K3s token. No more, no fewer.
+SSM_PARAMETER_NAMES = frozenset(
+    {
+        "database_url",
+        "redis_url",
+        "rabbitmq_url",
+        "rabbitmq_username",
+        "rabbitmq_password",
+        "aws_s3_bucket",
+        "webhook_secret",
+        "webhook_cb_fail_threshold",
+        "webhook_cb_reset_timeout",
+        "k3s_token",
+    }
 )
 GITHUB_REPOSITORY = "pixtools/pixtools"
 DEPLOY_CONTEXT = {"dev": "ref:refs/heads/main", "prod": "environment:prod"}
@@ -242,13 +250,26 @@ def _check_public_access_block(failures: list[str], label: str, block: dict[str,
 def check_buckets(resources: dict[str, Resource], env: str) -> list[str]:
     """Every bucket: SSE-KMS with the environment's key, all public access blocked, owner-enforced.
 
-    The images bucket: raw/, processed/ and archives/ expire after 1 day.
+    Buckets come from the bucket module (its encryption, public access block and ownership
+    controls beside each); the images and manifests buckets must be there, and any other bucket in
+    the state is checked the same way. The images bucket: raw/, processed/ and archives/ expire
+    after 1 day.
     """
     failures: list[str] = []
     key = resources.get("aws_kms_key.main", {}).get("values", {}).get("arn")
     if not key:
         failures.append("aws_kms_key.main: not in the applied state")
-    for module in ("images_bucket", "manifests_bucket"):
+    modules = ["images_bucket", "manifests_bucket"]
+    for address, resource in sorted(resources.items()):
+        if resource["type"] != "aws_s3_bucket":
+            continue
+        segments = address.split(".")
+        if len(segments) == 4 and segments[0] == "module":
+            if segments[1] not in modules:
+                modules.append(segments[1])
+        else:
+            failures.append(f"{address}: a bucket outside a bucket module (its settings unchecked)")
+    for module in modules:
         parts = _bucket_parts(resources, module)
         name = parts.get("aws_s3_bucket", {}).get("bucket", f"module.{module}")
         if "aws_s3_bucket" not in parts:
@@ -306,18 +327,23 @@ def check_logs(resources: dict[str, Resource]) -> list[str]:
 
 
 def check_parameters(resources: dict[str, Resource], env: str) -> list[str]:
-    """The runtime parameters exist under /pixtools/<env>/; every parameter is a SecureString."""
+    """Exactly the expected parameters under /pixtools/<env>/, each a SecureString encrypted with
+    the environment's key."""
     failures: list[str] = []
     parameters = {
         r["values"]["name"]: r["values"] for r in _of_type(resources, "aws_ssm_parameter")
     }
-    for name in SSM_RUNTIME_NAMES:
+    key = resources.get("aws_kms_key.main", {}).get("values", {}).get("arn")
+    for name in sorted(SSM_PARAMETER_NAMES):
         if f"/pixtools/{env}/{name}" not in parameters:
             failures.append(f"SSM parameter /pixtools/{env}/{name}: not in the applied state")
     for name, values in sorted(parameters.items()):
         if not name.startswith(f"/pixtools/{env}/"):
             failures.append(f"SSM parameter {name}: outside /pixtools/{env}/")
+        elif name.removeprefix(f"/pixtools/{env}/") not in SSM_PARAMETER_NAMES:
+            failures.append(f"SSM parameter {name}: not one of the expected parameters")
         _expect(failures, f"SSM parameter {name} type", values.get("type"), "SecureString")
+        _expect(failures, f"SSM parameter {name} key", values.get("key_id"), key)
     return failures
 
 
@@ -573,7 +599,7 @@ def _load(path: str) -> dict[str, Any]:
 
 
 def _client(service: str, endpoint: str) -> Any:
-    import boto3  # type: ignore[import-untyped]  # only the command line needs it; the tests run the pure checks
+    import boto3  # only the command line needs it; the tests run the pure checks
 
     return boto3.client(
         service,

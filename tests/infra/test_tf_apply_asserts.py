@@ -223,6 +223,18 @@ MUTATIONS: dict[str, tuple[Callable[[State], None], str]] = {
         ),
         "outside /pixtools/dev/",
     ),
+    "no K3s token parameter": (
+        _drop("aws_ssm_parameter.k3s_token"),
+        "/pixtools/dev/k3s_token: not in the applied state",
+    ),
+    "an unexpected parameter": (
+        _parameter("/pixtools/dev/rabbitmq_username", "name", "/pixtools/dev/rabbitmq_user"),
+        "/pixtools/dev/rabbitmq_user: not one of the expected parameters",
+    ),
+    "webhook_secret on the AWS-managed key": (
+        _parameter("/pixtools/dev/webhook_secret", "key_id", "alias/aws/ssm"),
+        "/pixtools/dev/webhook_secret key",
+    ),
     "any branch may deploy": (_trust_subject("repo:pixtools/pixtools:*"), "OIDC subject"),
     "another repository may deploy": (
         _trust_subject("repo:someone/pixtools:ref:refs/heads/main"),
@@ -231,6 +243,53 @@ MUTATIONS: dict[str, tuple[Callable[[State], None], str]] = {
     "no deploy role": (_drop("aws_iam_role.deploy"), "aws_iam_role.deploy"),
     "no database": (_drop(DB), "aws_db_instance.main"),
 }
+
+
+def _extra_bucket(module: str, *, with_settings: bool) -> Callable[[State], None]:
+    """Another bucket module: a copy of the manifests bucket's, with or without its settings."""
+
+    def mutate(state: State) -> None:
+        root = state["values"]["root_module"]
+        source = next(c for c in root["child_modules"] if c["address"] == "module.manifests_bucket")
+        copied = copy.deepcopy(source)
+        copied["address"] = f"module.{module}"
+        kept = []
+        for resource in copied["resources"]:
+            resource["address"] = resource["address"].replace(
+                "module.manifests_bucket.", f"module.{module}.", 1
+            )
+            if resource["type"] == "aws_s3_bucket":
+                resource["values"]["bucket"] = f"pixtools-dev-{module}"
+            if with_settings or resource["type"] == "aws_s3_bucket":
+                kept.append(resource)
+        copied["resources"] = kept
+        root["child_modules"].append(copied)
+
+    return mutate
+
+
+def test_another_bucket_is_checked_too() -> None:
+    state = _state()
+    _extra_bucket("exports_bucket", with_settings=True)(state)
+    assert A.check_environment(state, "dev") == []
+    bare = _state()
+    _extra_bucket("exports_bucket", with_settings=False)(bare)
+    failures = A.check_environment(bare, "dev")
+    assert any("pixtools-dev-exports_bucket SSE algorithm" in f for f in failures), failures
+    assert any("pixtools-dev-exports_bucket block_public_acls" in f for f in failures), failures
+    loose = _state()
+    loose["values"]["root_module"]["resources"].append(
+        {
+            "address": "aws_s3_bucket.loose",
+            "mode": "managed",
+            "type": "aws_s3_bucket",
+            "name": "loose",
+            "values": {"bucket": "pixtools-dev-loose"},
+        }
+    )
+    assert "aws_s3_bucket.loose: a bucket outside a bucket module (its settings unchecked)" in (
+        A.check_environment(loose, "dev")
+    )
 
 
 @pytest.mark.parametrize("name", sorted(MUTATIONS))

@@ -89,7 +89,8 @@ class FileSource:
         assert self.info is not None, "check() comes first"
         metadata = None
         if spec.metadata:
-            metadata = await asyncio.to_thread(extract_metadata, self.body)
+            frames = self.info.frames  # probed in check(): not counted again
+            metadata = await asyncio.to_thread(extract_metadata, self.body, frames=frames)
         job_id = uuid.uuid4()
         key = source_key(str(job_id), FORMATS[self.info.format].extension)
         await services.objects.put(key, self.body, self.info.content_type)

@@ -50,6 +50,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cors_origin: Annotated[str, _doc("the one origin allowed by CORS (scheme://host[:port])")] = ""
     max_upload_bytes: Annotated[int, _doc("largest accepted source", ge=1024)] = 25 * 1024 * 1024
     max_pixels: Annotated[int, _doc("largest accepted source in pixels", ge=1)] = 50_000_000
+    render_memory_mb: Annotated[
+        int,
+        _doc(
+            "memory the renders of one worker process may hold at once (estimated per output "
+            "before it decodes; more wait their turn)",
+            ge=64,
+        ),
+    ] = 1536
     webhook_secret: Annotated[str, _doc("HMAC-SHA256 key for webhook signatures")] = ""
     webhook_allow_private: Annotated[bool, _doc("allow webhooks to private addresses")] = False
     webhook_cb_fail_threshold: Annotated[int, _doc("failures that open the breaker", ge=1)] = 5

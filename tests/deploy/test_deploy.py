@@ -385,6 +385,21 @@ def test_ci_runs_the_three_jobs_on_pull_requests() -> None:
         assert build["with"]["push"] is False
 
 
+def test_ci_runs_the_imaging_tests_on_plain_pillow_too() -> None:
+    """#14: the engine must be right on pillow-simd (the main run) and on plain Pillow as
+    `pip install -e .` resolves it; both CI entry points run the imaging tests there."""
+    ci = workflow("ci.yaml")
+    steps = " ".join(str(s.get("run", "")) for s in ci["jobs"]["quality_and_tests"]["steps"])
+    local = (ROOT / ".ci" / "run").read_text()
+    for text in (steps, local):
+        assert (
+            "-m venv .venv-pillow" in text and ".venv-pillow/bin/pip install -q -e '.[dev]'" in text
+        )
+        assert "install-pillow-simd" not in text.split(".venv-pillow", 1)[1]
+        for tests in ("tests/unit/imaging", "tests/property/test_imaging_*.py", "tests/corpus"):
+            assert tests in text.split(".venv-pillow/bin/pytest", 1)[1], tests
+
+
 def test_cd_dev_deploys_main_with_oidc_and_no_environment() -> None:
     cd = workflow("cd-dev.yaml")
     assert cd["on"]["push"]["branches"] == ["main"]

@@ -145,6 +145,15 @@ async def test_dead_letters_list_replay_purge(
             "/api/v1/admin/dead-letters/replay", json={"queue": "standard"}, headers=admin
         )
     ).status_code == 400
+    # A repeated key is refused, not "the last one wins" (here: replay the whole queue).
+    repeated = await stack_client.post(
+        "/api/v1/admin/dead-letters/replay",
+        content=b'{"queue": "standard", "all": false, "all": true}',
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert repeated.status_code == 400, repeated.text
+    assert repeated.json()["detail"] == "body: duplicate key 'all' in a JSON object"
+    assert await dead() == again  # nothing was replayed
     purged = await stack_client.delete("/api/v1/admin/dead-letters?queue=standard", headers=admin)
     assert purged.status_code == 200 and purged.json()["purged"] >= 1
     assert await dead() == []

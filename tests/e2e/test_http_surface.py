@@ -263,6 +263,22 @@ def test_options_allow_lists_every_method_of_the_path(server: Server) -> None:
     assert set(jobs.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
     letters = httpx.options(server.url + "/api/v1/admin/dead-letters")
     assert set(letters.headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
+    # A path with parameters too (the Allow of GET + DELETE on a job omitted GET).
+    job = httpx.options(f"{server.url}/api/v1/jobs/{uuid.uuid4()}")
+    assert set(job.headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
+
+
+def test_options_allow_matches_openapi_on_every_path(
+    server: Server, openapi: dict[str, Any]
+) -> None:
+    # Every documented path, its parameters filled in: Allow is exactly its methods.
+    for template, item in openapi["paths"].items():
+        path = re.sub(r"\{job_id\}", str(uuid.uuid4()), template)
+        path = re.sub(r"\{[^}]+\}", "a", path)
+        documented = {m.upper() for m in item if m in ("get", "post", "put", "patch", "delete")}
+        answer = httpx.options(server.url + path)
+        allowed = set(answer.headers.get("allow", "").split(", ")) - {"OPTIONS", "HEAD"}
+        assert allowed == documented, (template, answer.status_code, answer.headers)
 
 
 def test_openapi_documents_errors_and_binary_downloads(openapi: dict[str, Any]) -> None:

@@ -306,3 +306,14 @@ async def test_url_sources_are_refused_off_the_allowlist(url_client: httpx.Async
     assert resp.status_code == 400 and resp.json()["extra"]["field"] == "source.url"
     resp = await by_ref(url_client, {"url": "ftp://127.0.0.1/a.jpg"}, [THUMB])
     assert resp.status_code == 400 and resp.json()["extra"]["field"] == "source.url"
+
+
+@pytest.mark.parametrize("bad", ["\n", "\t", " ", "\r\n"])
+async def test_a_source_url_with_whitespace_is_400(
+    url_client: httpx.AsyncClient, image_server: str, bad: str
+) -> None:
+    # On the allowlist and fetchable but for the character: urlsplit would drop it silently.
+    resp = await by_ref(url_client, {"url": f"{image_server}/a{bad}.jpg"}, [THUMB])
+    assert resp.status_code == 400 and resp.json()["extra"]["field"] == "source.url", resp.text
+    resp = await by_ref(url_client, {"url": f"{image_server}/hop{bad}"}, [THUMB])
+    assert resp.status_code == 400 and "control characters" in resp.json()["detail"]

@@ -223,6 +223,23 @@ def test_two_public_and_two_private_subnets_in_two_zones(root: Stack) -> None:
         assert "for index, az in var.availability_zones" in root.locals[cidr_map]
 
 
+def test_the_api_trusts_forwarded_headers_from_the_alb_subnets_and_pods_only(root: Stack) -> None:
+    """#14.10: X-Forwarded-For is believed only from the ALB (its public subnets, evaluated
+    from Terraform as above) and K3s's pod network (10.42.0.0/16, its default cluster CIDR)."""
+    env = Path(__file__).resolve().parents[2] / "manifests/base/config/pixtools.env"
+    values = dict(
+        line.split("=", 1)
+        for line in env.read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )
+    trusted = {ipaddress.ip_network(n) for n in values["PIXTOOLS_TRUSTED_PROXIES"].split(",")}
+    vpc = ipaddress.ip_network(root.default("vpc_cidr"))
+    slices = list(vpc.subnets(new_prefix=24))
+    public = {slices[i] for i in range(len(root.default("availability_zones")))}
+    assert trusted == public | {ipaddress.ip_network("10.42.0.0/16")}
+    assert "aws_subnet.public" in str(root.resource("aws_lb", "api")["subnets"])
+
+
 def test_routes_igw_for_public_one_nat_for_private_and_s3_gateway_endpoint(root: Stack) -> None:
     assert root.resource("aws_route", "public_internet")["gateway_id"] == expr(
         "aws_internet_gateway.main.id"

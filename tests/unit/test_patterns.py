@@ -160,6 +160,26 @@ def test_any_webhook_url_is_accepted_or_refused_by_name(url: str) -> None:
         assert exc.field == "webhook_url", exc
 
 
+@settings(max_examples=200)
+@given(
+    url=st.sampled_from(["http://example.com/", "https://example.com:8443/hook?x=1"]),
+    where=st.integers(min_value=0, max_value=60),
+    bad=st.sampled_from(["\n", "\r\n", "\t", " ", "\x00", "\x7f", "\x85", "\x0b"]),
+)
+def test_a_webhook_url_with_whitespace_or_a_control_character_is_refused(
+    url: str, where: int, bad: str
+) -> None:
+    # urlsplit drops tabs and newlines without a word ("http://exa\nmple.com/" parses as
+    # example.com): such a URL was checked as one and stored as another.
+    where = min(where, len(url))
+    spec = {"outputs": [{"name": "a", "steps": [{"op": "grayscale"}]}]}
+    parse_spec(json.dumps({**spec, "webhook_url": url}))
+    with pytest.raises(SpecError) as caught:
+        parse_spec(json.dumps({**spec, "webhook_url": url[:where] + bad + url[where:]}))
+    assert caught.value.field == "webhook_url"
+    assert "whitespace or control characters" in str(caught.value)
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(url=url_ish.filter(lambda u: "://" in u))
 def test_the_delivery_guard_refuses_bad_urls_with_its_own_error(url: str) -> None:

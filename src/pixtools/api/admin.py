@@ -7,11 +7,12 @@ import json
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, QueryParameter
 
 from pixtools.api.auth import PrincipalDep, ServicesDep, admin_only
+from pixtools.api.errors import refuse_duplicate_keys
 from pixtools.maintenance.deadletters import DeadLetters
 from pixtools.messaging.middleware import dead_letter_note_key
 from pixtools.messaging.names import Queue
@@ -71,8 +72,12 @@ class AdminController(Controller):
         services: ServicesDep,
         admin: PrincipalDep,  # noqa: ARG002  resolving it asserts an admin caller
         data: JSONBody[ReplayRequest],
+        request: Request[Any, Any, Any],
     ) -> dict[str, Any]:
         """Put the named dead letters (or all of them) back on their queue."""
+        # msgspec keeps the last of repeated keys: {"all": false, "all": true} must not
+        # replay a whole queue. The body is valid JSON here (``data`` was decoded from it).
+        json.loads(await request.body(), object_pairs_hook=refuse_duplicate_keys)
         if not data.all and not data.message_ids:
             raise HTTPException(
                 status_code=400,

@@ -173,8 +173,10 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
     )
     document_errors(app.openapi_schema)
+    # Keyed as Litestar fills ``scope["path_template"]``: the path's format, parameters
+    # without their types (``/api/v1/jobs/{job_id}``, not ``{job_id:uuid}``).
     app.state.allowed_methods = {
-        route.path: ", ".join(sorted(route.methods))
+        route.path_format: ", ".join(sorted(route.methods))
         for route in app.routes
         if isinstance(route, HTTPRoute)
     }

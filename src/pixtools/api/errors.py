@@ -46,6 +46,17 @@ def field_error(field: str, message: str, status: int = 400) -> HTTPException:
     return HTTPException(status_code=status, detail=f"{field}: {message}", extra={"field": field})
 
 
+def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``' ``object_pairs_hook`` for request bodies: a key repeated in one
+    object is 400 ``body:`` (the decoders keep the last one silently)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise field_error("body", f"duplicate key {key!r} in a JSON object")
+        seen[key] = value
+    return seen
+
+
 def job_error(request: Request[Any, Any, Any], exc: JobError) -> Response[dict[str, Any]]:  # noqa: ARG001  Litestar's exception-handler signature
     """A use case's refusal, answered with its problem's status."""
     status = STATUS[exc.problem]

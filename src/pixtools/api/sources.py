@@ -23,7 +23,7 @@ from litestar import Request, post
 from litestar.status_codes import HTTP_201_CREATED
 
 from pixtools.api.auth import PrincipalDep, ServicesDep, authenticated
-from pixtools.api.errors import field_error
+from pixtools.api.errors import field_error, refuse_duplicate_keys
 from pixtools.jobs.errors import conflict
 from pixtools.jobs.sources import Reference
 
@@ -38,15 +38,6 @@ def is_json(request: Request[Any, Any, Any]) -> bool:
     return ctype == "application/json"
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise field_error("body", f"duplicate key {key!r} in a JSON object")
-        seen[key] = value
-    return seen
-
-
 async def _read_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     body = bytearray()
     async for chunk in request.stream():
@@ -54,7 +45,7 @@ async def _read_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
         if len(body) > MAX_JSON_BYTES:
             raise field_error("body", f"larger than {MAX_JSON_BYTES} bytes", 413)
     try:
-        data = json.loads(body, object_pairs_hook=_refuse_duplicates)
+        data = json.loads(body, object_pairs_hook=refuse_duplicate_keys)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
         raise field_error("body", f"malformed JSON ({exc})") from None
     if not isinstance(data, dict):

@@ -145,6 +145,11 @@ def _frame_count(
 ) -> int:
     """The frames of a GIF (counted up to what the pixel limit allows), of another format
     when ``count_frames`` is on, else 1."""
+    if fmt == "gif" and not count_frames:
+        # A render reads frame 0 only: its blocks are checked whole, the rest is not walked
+        # again (the submit counted them once; walking 700,000 frames per output added up).
+        gif_frames(data, 0)
+        return 1
     if fmt == "gif":
         width, height = im.size
         # Walked once, bounded: Pillow's count seeks frame by frame (11 s for 700,000).

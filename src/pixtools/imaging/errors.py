@@ -8,6 +8,11 @@ must not retry.
 from __future__ import annotations
 
 import enum
+import re
+
+# Python object reprs (``<_io.BytesIO object at 0x7fa9...>``) tell a client nothing and an
+# attacker about the process: no engine message carries one, whatever text it quotes.
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 class ImageErrorKind(enum.Enum):
@@ -29,6 +34,7 @@ class ImageError(Exception):
     kind: ImageErrorKind = ImageErrorKind.UNUSABLE
 
     def __init__(self, message: str) -> None:
+        message = _OBJECT_REPR.sub("the image data", message)
         super().__init__(message)
         self.message = message
 

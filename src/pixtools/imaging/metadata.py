@@ -189,13 +189,19 @@ def icc_description(icc: bytes | None) -> str | None:
 _BIT_DEPTH = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
 
 
-def extract_metadata(data: bytes | bytearray, *, max_pixels: int | None = None) -> dict[str, Any]:
+def extract_metadata(
+    data: bytes | bytearray, *, max_pixels: int | None = None, frames: int | None = None
+) -> dict[str, Any]:
     """EXIF, ICC description and format facts of a source, as JSON-safe values.
+
+    ``frames``, when the caller has probed the source already, is its frame count: the
+    frames are then not counted again (a GIF's are walked once per submission).
 
     Raises ``UnsupportedFormat``/``CorruptImage`` (and ``TooManyPixels`` when ``max_pixels``
     is given) like ``probe``; malformed EXIF or ICC data is left out, not an error.
     """
-    im, fmt, frames = open_source(data, max_pixels)
+    im, fmt, counted = open_source(data, max_pixels, count_frames=frames is None)
+    frames = counted if frames is None else frames
     with im:
         width, height = im.size
         orientation = 1

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from pixtools.imaging.context import StepContext
-from pixtools.imaging.decode import decode
+from pixtools.imaging.decode import decode, open_source
 from pixtools.imaging.encode import encode, prepare_for_format
 from pixtools.imaging.errors import ImageError, OperationError, TooManyPixels
 from pixtools.imaging.formats import FORMATS
@@ -30,6 +30,21 @@ OnStep = Callable[[str, float], None]
 #: Told the decoded source (upright, sRGB, perhaps drafted smaller) and its full size,
 #: before any step runs; it must not modify the image.
 OnDecoded = Callable[[Image.Image, tuple[int, int]], None]
+
+# What a render holds, per pixel of its largest image: that image, the step's input and a
+# temporary (Pillow keeps RGB in 4 bytes a pixel), plus the encoder's own working memory.
+# Measured (a 1x1 PNG resized to 4000x4000, with and without a rotate; peak RSS growth per
+# output pixel): PNG and TIFF 4-8, JPEG 7, WebP 10, GIF 12, AVIF 22 bytes;
+# tests/unit/imaging/test_budget.py holds every format under its estimate.
+WORK_BYTES_PER_PIXEL = 12
+ENCODER_BYTES_PER_PIXEL: dict[str, int] = {
+    "png": 0,
+    "tiff": 0,
+    "jpeg": 3,
+    "webp": 6,
+    "gif": 8,
+    "avif": 18,
+}
 
 # JPEG sources that will shrink decode at 1/2, 1/4 or 1/8 scale (libjpeg-turbo's scaled
 # IDCT) to the smallest size still >= DRAFT_HEADROOM x the size the resize needs; Lanczos
@@ -117,6 +132,34 @@ def draft_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int] 
         # Undo the quarter turns: the draft size is in the decoded (upright) orientation.
         return (need_w, need_h) if (width, height) == size else (need_h, need_w)
     return None
+
+
+def render_bytes(steps: Sequence[Step], fmt: str, stored_size: tuple[int, int]) -> int:
+    """An upper estimate of the memory a render of ``steps`` takes, from the source's
+    format and stored size (its orientation not read yet: both ways are counted).
+
+    The decoded source stays alive through the steps (4 bytes a pixel); the largest image
+    of the chain (the source or a step's result) costs ``WORK_BYTES_PER_PIXEL`` and, when
+    the output is encoded, its format's encoder share.
+    """
+    width, height = stored_size
+    peak = width * height
+    for size in ((width, height), (height, width)):
+        for w, h in step_sizes(steps, *size):
+            peak = max(peak, w * h)
+    convert = steps[-1] if steps and isinstance(steps[-1], Convert) else None
+    out_fmt = None if analysis_only(steps) else (convert.format if convert else fmt)
+    encoder = ENCODER_BYTES_PER_PIXEL.get(out_fmt, 0) if out_fmt is not None else 0
+    return 4 * width * height + peak * (WORK_BYTES_PER_PIXEL + encoder)
+
+
+def source_render_bytes(source: bytes | bytearray, steps: Sequence[Step], max_pixels: int) -> int:
+    """``render_bytes`` from the source's header (read, never decoded): what a worker
+    reserves (``pixtools.imaging.budget``) before it renders. Raises like ``render_output``
+    for a source it would refuse."""
+    im, fmt, _frames = open_source(source, max_pixels, count_frames=False)
+    with im:
+        return render_bytes(steps, fmt, im.size)
 
 
 @contextmanager

@@ -101,22 +101,32 @@ async def _render_and_store(svc: Services, jid: uuid.UUID, name: str, out: Claim
     from msgspec import ValidationError
 
     from pixtools.imaging import ImageError, render_output
+    from pixtools.imaging.budget import shared_budget
+    from pixtools.imaging.pipeline import Rendered, source_render_bytes
     from pixtools.jobs.fetch import load_source
     from pixtools.jobspec.job import steps_from_builtins
+    from pixtools.jobspec.ops import Step
     from pixtools.observability.metrics import OP_SECONDS
 
     attempt = out.attempts
     source_preview = SourcePreview(await svc.objects.exists(source_preview_key(str(jid))))
+    max_pixels = svc.settings.max_pixels
+    # The pixel limit bounds one render, the budget how many run at once in this process.
+    budget = shared_budget(svc.settings.render_memory_mb * 2**20)
+
+    def render(source: bytes, steps: list[Step]) -> Rendered:
+        with budget.reserve(source_render_bytes(source, steps, max_pixels)):
+            return render_output(
+                source,
+                steps,
+                max_pixels=max_pixels,
+                on_step=lambda op, seconds: OP_SECONDS.labels(op).observe(seconds),
+                on_decoded=source_preview.from_decoded,
+            )
+
     try:
         source = await load_source(svc, jid, out.source_key, out.source_url)
-        rendered = await asyncio.to_thread(
-            render_output,
-            source,
-            steps_from_builtins(out.steps),
-            max_pixels=svc.settings.max_pixels,
-            on_step=lambda op, seconds: OP_SECONDS.labels(op).observe(seconds),
-            on_decoded=source_preview.from_decoded,
-        )
+        rendered = await asyncio.to_thread(render, source, steps_from_builtins(out.steps))
     except ImageError as exc:  # the engine's permanent class (see docs/imaging.md)
         log.info("output %s/%s failed permanently: %s", jid, name, exc)
         return await svc.jobs.fail_output(jid, name, attempt, str(exc))

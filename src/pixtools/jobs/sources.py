@@ -31,7 +31,7 @@ from pixtools.jobs.errors import (
     spec_refused,
 )
 from pixtools.jobs.submit import Placed
-from pixtools.jobspec.job import JobSpec, SpecError, check_against_source
+from pixtools.jobspec.job import JobSpec, SpecError, check_against_source, url_problem
 from pixtools.services import Services
 from pixtools.settings import Settings
 from pixtools.store.jobs import SourceGone
@@ -89,7 +89,8 @@ class FileSource:
         assert self.info is not None, "check() comes first"
         metadata = None
         if spec.metadata:
-            metadata = await asyncio.to_thread(extract_metadata, self.body)
+            frames = self.info.frames  # probed in check(): not counted again
+            metadata = await asyncio.to_thread(extract_metadata, self.body, frames=frames)
         job_id = uuid.uuid4()
         key = source_key(str(job_id), FORMATS[self.info.format].extension)
         await services.objects.put(key, self.body, self.info.content_type)
@@ -234,14 +235,11 @@ def _url_facts(settings: Settings, url: str, job_id: uuid.UUID) -> dict[str, Any
         raise field_error(
             "source.url", "URL sources are off on this server (PIXTOOLS_URL_SOURCES=true)"
         )
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018 - parsing is the check
-    except ValueError as exc:
-        raise field_error("source.url", f"not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise field_error("source.url", "must be an absolute http(s) URL")
+    problem = url_problem(url)
+    if problem is not None:
+        raise field_error("source.url", problem)
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
     if not settings.url_host_allowed(host):
         raise field_error(
             "source.url", f"host {host!r} is not on this server's PIXTOOLS_URL_SOURCE_HOSTS"

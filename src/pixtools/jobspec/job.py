@@ -108,14 +108,31 @@ def _from_validation(exc: msgspec.ValidationError | msgspec.DecodeError) -> Spec
     return SpecError(path or "spec", msg)
 
 
-def _check_webhook_url(url: str) -> None:
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an absolute http(s) URL to send a request to, or None.
+
+    Whitespace and control characters are refused outright: ``urlsplit`` silently drops
+    tabs and newlines (``"http://exa\nmple.com/"`` parses as example.com), so a URL with a
+    trailing newline would be checked as one URL and stored as another.
+    """
+    bad = next((c for c in url if c <= " " or "\x7f" <= c <= "\x9f"), None)
+    if bad is not None:
+        return f"must not contain whitespace or control characters (found U+{ord(bad):04X})"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check: a bad one raises here
     except ValueError as exc:  # "[::1" (unclosed bracket), ":99999", ":abc"
-        raise SpecError("webhook_url", f"not a valid URL ({exc})") from None
+        return f"not a valid URL ({exc})"
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SpecError("webhook_url", "must be an absolute http(s) URL")
+        return "must be an absolute http(s) URL"
+    return None
+
+
+def _check_webhook_url(url: str) -> None:
+    problem = url_problem(url)
+    if problem is not None:
+        raise SpecError("webhook_url", problem)
+    parts = urlsplit(url)
     if parts.username or parts.password:
         raise SpecError("webhook_url", "must not carry credentials")
 

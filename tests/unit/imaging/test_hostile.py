@@ -3,6 +3,7 @@ truncated and corrupt files as our errors."""
 
 from __future__ import annotations
 
+import io
 import time
 import warnings
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from pixtools.imaging import CorruptImage, ImageErrorKind, TooManyPixels, probe, render_output
+from pixtools.imaging.errors import ImageError, OperationError, UnsupportedFormat
 from pixtools.imaging.limits import apply_decoder_limits
 from pixtools.jobspec.ops import Convert, Resize
 from tests.support.images import HUGE_HEADERS, MAX_PIXELS, encode, photo
@@ -34,8 +36,12 @@ def test_pixel_cap_counts_every_frame() -> None:
     assert probe(gif, max_pixels=30_000).frames == 3
     with pytest.raises(TooManyPixels, match="3 frames"):
         probe(gif, max_pixels=29_999)
+    # A render decodes frame 0 only and does not count again (#14.8: counted once, at
+    # submit): 10,000 pixels are within the limit whatever follows them.
+    out = render_output(gif, [Convert(format="png")], max_pixels=29_999)
+    assert (out.width, out.height) == (100, 100)
     with pytest.raises(TooManyPixels):
-        render_output(gif, [Convert(format="png")], max_pixels=29_999)
+        render_output(gif, [Convert(format="png")], max_pixels=9_999)
 
 
 def test_pillow_bomb_warning_is_an_error_at_the_configured_limit() -> None:
@@ -78,3 +84,13 @@ def test_zero_dimension_header_is_corrupt() -> None:
 
     with pytest.raises(CorruptImage):
         probe(huge_bmp(0, 16), max_pixels=MAX_PIXELS)
+
+
+@pytest.mark.parametrize("error", [UnsupportedFormat, TooManyPixels, CorruptImage, OperationError])
+def test_no_engine_message_carries_an_object_repr(error: type[ImageError]) -> None:
+    """#14.17: whatever library text an engine error quotes (a step's exception, a decoder's
+    complaint), a Python object's repr and its address never reach the job or the 422."""
+    quoted = f"step 0 (watermark) failed: cannot use {io.BytesIO()!r} with {object()!r}"
+    message = str(error(quoted))
+    assert " at 0x" not in message and "<_io" not in message, message
+    assert message.startswith("step 0 (watermark) failed: cannot use the image data")

@@ -11,7 +11,7 @@ import pytest
 from PIL import ExifTags, Image, ImageCms
 from PIL.TiffImagePlugin import IFDRational
 
-from pixtools.imaging import extract_metadata, render_output
+from pixtools.imaging import CorruptImage, extract_metadata, render_output
 from pixtools.jobspec.ops import Convert, KeepMetadata, OutputFormat, Resize
 from tests.support.images import MAX_PIXELS, encode, photo
 
@@ -144,3 +144,17 @@ def test_keep_metadata_copies_exif_with_orientation_reset(
         xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
         assert xmp and b"(c) Ada" in (xmp if isinstance(xmp, bytes) else xmp.encode())
         assert b"tiff:Orientation" not in (xmp if isinstance(xmp, bytes) else xmp.encode())
+
+
+def test_a_probed_gifs_frames_are_not_walked_again_for_its_metadata() -> None:
+    """#14.8: with ``metadata: true`` the submission walked a GIF's blocks a second time;
+    given the probe's count, only the first frame is checked (bytes after it are not read)."""
+    frames = [Image.new("P", (8, 8), i) for i in range(40)]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], optimize=False)
+    counted = extract_metadata(gif)
+    assert counted["frames"] == 40 and counted["animated"] is True
+    assert extract_metadata(gif, frames=40) == counted
+    cut = gif[: len(gif) * 3 // 4]  # frame 0 whole, a later one cut: walking to the end fails
+    with pytest.raises(CorruptImage):
+        extract_metadata(cut)
+    assert extract_metadata(cut, frames=40) == counted

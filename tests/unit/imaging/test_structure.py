@@ -187,6 +187,43 @@ def test_pillow_never_seeks_through_a_gifs_frames(monkeypatch: pytest.MonkeyPatc
     assert max(seeks, default=0) == 0
 
 
+def _image_descriptors(data: bytes) -> list[int]:
+    """Where each image descriptor of a GIF starts (its blocks walked by hand)."""
+
+    def skip_sub_blocks(pos: int) -> int:
+        while data[pos]:
+            pos += data[pos] + 1
+        return pos + 1
+
+    flags = data[10]
+    pos, found = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0), []
+    while data[pos] != 0x3B:
+        if data[pos] == 0x21:
+            pos = skip_sub_blocks(pos + 2)
+            continue
+        found.append(pos)
+        local = data[pos + 9]
+        pos = skip_sub_blocks(pos + 11 + (3 << ((local & 7) + 1) if local & 0x80 else 0))
+    return found
+
+
+def test_a_render_walks_a_gif_only_to_the_end_of_its_first_frame() -> None:
+    """The frames are counted once, at submit: each output's render checks that frame 0 is
+    whole and reads nothing after it (10 outputs of a 700,000-frame GIF walked it 10 times).
+    Shown with a file whose bytes after frame 0 are cut: the submit refuses it, a render
+    (which never needs them) does not look at them; a cut inside frame 0 is refused."""
+    data = _gif(30, (16, 16))
+    first, second = _image_descriptors(data)[:2]
+    after_first = data[:second] + b"\x2c\x00"  # cut inside frame 1's descriptor
+    with pytest.raises(CorruptImage):
+        probe(after_first, max_pixels=MAX_PIXELS)
+    out = render_output(after_first, [Convert(format="png")], max_pixels=MAX_PIXELS)
+    assert (out.width, out.height) == (16, 16)
+    inside_first = data[: first + 14]
+    with pytest.raises(CorruptImage):
+        render_output(inside_first, [Convert(format="png")], max_pixels=MAX_PIXELS)
+
+
 def test_a_png_of_many_tiny_chunks_is_checked_at_its_end() -> None:
     png = _valid("PNG")
     iend = png.rindex(b"IEND") - 4

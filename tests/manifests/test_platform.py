@@ -467,7 +467,7 @@ def test_every_namespace_a_chart_runs_pods_in_is_guarded(env: str) -> None:
     ]
     assert len(charts) >= 4
     for chart in charts:
-        values = next(iter(load_unique(chart["spec"]["valuesContent"])), {})
+        values: dict[str, Any] = next(iter(load_unique(chart["spec"]["valuesContent"])), {})
         if values.get("hostNetwork") is True:
             continue  # the node's own network: IMDS by design (docs/cluster.md)
         namespace = chart["spec"]["targetNamespace"]

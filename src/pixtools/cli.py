@@ -238,6 +238,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # As `pixtools api`: refuse at once, not consume messages that cannot be claimed.
         print(f"pixtools worker: {problem}", file=sys.stderr)
         return 2
+    _wait_for_broker(settings)
     argv = [
         sys.executable,
         "-m",
@@ -260,6 +261,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
         prepare_multiprocess_dir(os.environ)  # before Dramatiq and its processes start
     os.execv(sys.executable, argv)  # noqa: S606
     return 0  # pragma: no cover
+
+
+def _wait_for_broker(settings: Settings) -> None:
+    """Wait until the broker accepts a connection, one log line per failed attempt (by the
+    project's backoff, as long as it takes: a broker that starts after its workers is normal in
+    a cluster). A refused login or a missing vhost is a CliError (exit 1): retrying cannot fix
+    it. SIGTERM while waiting ends the process with 0, as it ends a running worker."""
+    import signal
+    import threading
+
+    from pixtools.messaging.brokerlog import BrokerConfigError, wait_for_broker
+    from pixtools.observability.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if not wait_for_broker(settings.rabbitmq_url, stop):
+            raise SystemExit(0)
+    except BrokerConfigError as exc:
+        raise CliError(str(exc), code=1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

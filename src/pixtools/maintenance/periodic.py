@@ -20,8 +20,11 @@ import threading
 from typing import Any
 
 import dramatiq
+import pika.exceptions
+from dramatiq.errors import BrokerConnectionError
 
 from pixtools.maintenance.reconcile import exclusive, reconcile_pass
+from pixtools.messaging.brokerlog import broker_problem, masked_url
 from pixtools.messaging.relay import OutboxRelay
 from pixtools.services import Services, build_services
 from pixtools.settings import Settings
@@ -94,6 +97,13 @@ class PeriodicReconciler(dramatiq.Middleware):
                             self.passes += 1
                             if any(v for k, v in report.items() if k != "broker_marker"):
                                 log.info("reconciliation pass: %s", report)
+                except (pika.exceptions.AMQPError, BrokerConnectionError) as exc:
+                    if self._stop.is_set() or sys.is_finalizing():
+                        break
+                    # The broker is away: one line (the consumers say it too), no traceback.
+                    what = broker_problem(exc, settings.rabbitmq_url)[0]
+                    where = masked_url(settings.rabbitmq_url)
+                    log.warning("reconciliation pass skipped: broker %s: %s", where, what)
                 except Exception:  # the next round tries again; never kill the worker
                     if self._stop.is_set() or sys.is_finalizing():
                         break  # shutting down: the pass was cut short, nothing to report

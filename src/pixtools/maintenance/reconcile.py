@@ -49,7 +49,10 @@ def broker_marker(rabbitmq_url: str) -> Literal["present", "created"]:
     params = pika.URLParameters(rabbitmq_url)
     params.socket_timeout = 5
     params.connection_attempts = 1
-    conn = pika.BlockingConnection(params)
+    try:
+        conn = pika.BlockingConnection(params)
+    except OSError as exc:  # pika lets a name that does not resolve through as gaierror
+        raise pika.exceptions.AMQPConnectionError(exc) from exc
     try:
         try:
             conn.channel().queue_declare(BROKER_MARKER_QUEUE, passive=True)

@@ -10,6 +10,30 @@ from datetime import UTC, datetime
 
 from pixtools.observability.tracing import log_trace_fields
 
+# pika logs each failed connection step at ERROR (seven lines and a traceback per attempt) and
+# then raises the failure to its caller, which says it once (a worker: one line per attempt,
+# messaging.brokerlog). Its other loggers (a blocked connection, a channel closed by the
+# broker) keep WARNING, less what _RaisedToCaller drops.
+PIKA_CONNECTION_LOGGERS = (
+    "pika.adapters.base_connection",
+    "pika.adapters.blocking_connection",
+    "pika.adapters.utils.connection_workflow",
+    "pika.adapters.utils.io_services_utils",
+    "pika.adapters.utils.selector_ioloop_adapter",
+)
+
+
+class _RaisedToCaller(logging.Filter):
+    """Drops pika's log of a failure it raises to the caller anyway: pika.connection's ERRORs
+    (a refused login or vhost) and pika.channel's "Received remote Channel.Close" (a passive
+    declare of a queue that is not there, said as ChannelClosedByBroker)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "pika.connection":
+            return record.levelno != logging.ERROR
+        return not str(record.msg).startswith("Received remote Channel.Close")
+
+
 _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -51,3 +75,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root.setLevel(level)
     for noisy in ("pika", "botocore", "aiobotocore", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for name in PIKA_CONNECTION_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in ("pika.connection", "pika.channel"):
+        pika_logger = logging.getLogger(name)
+        if not any(isinstance(f, _RaisedToCaller) for f in pika_logger.filters):
+            pika_logger.addFilter(_RaisedToCaller())

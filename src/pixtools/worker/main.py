@@ -13,6 +13,7 @@ import os
 from pixtools.maintenance.periodic import PeriodicReconciler
 from pixtools.messaging.actors import declare_actors
 from pixtools.messaging.broker import build_broker
+from pixtools.messaging.brokerlog import install_consumer_log_filter
 from pixtools.messaging.names import ML
 from pixtools.observability.logs import configure_logging
 from pixtools.observability.tracing import configure_tracing
@@ -21,6 +22,9 @@ from pixtools.worker.metrics import install as install_worker_metrics
 
 settings = Settings.from_env()
 configure_logging(settings.log_level, settings.log_format)
+# A lost broker: one WARNING line per reconnect attempt of each consumer, not Dramatiq's
+# CRITICAL line with pika's repr (the consumers still reconnect by themselves, every 3 s).
+install_consumer_log_filter(settings.rabbitmq_url)
 configure_tracing("pixtools-worker")
 # Image work is batch work: on a shared host the API's requests go first. (In the
 # cluster, CPU requests/limits of separate pods decide; niceness only orders processes

@@ -27,7 +27,7 @@ import pytest
 
 from pixtools.api.middleware import SECURITY_HEADERS
 from tests.support.dev import BOUNDARY, multipart, start_dev
-from tests.support.images import jpeg_bytes
+from tests.support.images import jpeg_bytes, png_with_corrupt_pixels
 
 
 @dataclass
@@ -175,6 +175,12 @@ def sweep(server: Server, finished_job: str) -> list[tuple[str, str, str | None,
         ("GET", job + "/outputs/thumb", t_out, {"headers": user}),
         ("GET", job + "/outputs/nope", t_out, {"headers": user}),
         ("GET", job + "/archive", t_zip, {"headers": user}),
+        # A `proxy` that is not a bool is a 400, and documented as one (found by schemathesis).
+        ("GET", job + "/outputs/thumb?proxy=maybe", t_out, {"headers": user}),
+        ("GET", job + "/archive?proxy=maybe", t_zip, {"headers": user}),
+        ("GET", job + "/outputs/thumb/preview", t_out + "/preview", {"headers": user}),
+        ("GET", job + "/outputs/nope/preview", t_out + "/preview", {"headers": user}),
+        ("GET", job + "/source/preview", t_job + "/source/preview", {"headers": user}),
         ("POST", job + "/retry", t_job + "/retry", {"headers": user}),
         ("POST", other + "/retry", t_job + "/retry", {"headers": user}),
         ("GET", job + "/webhook-attempts", t_job + "/webhook-attempts", {"headers": user}),
@@ -323,6 +329,30 @@ def test_a_download_is_the_documented_binary(
     outputs = openapi["paths"]["/api/v1/jobs/{job_id}/outputs/{name}"]["get"]["responses"]
     assert resp.headers["content-type"] in outputs["200"]["content"]
     assert resp.content[:3] == b"\xff\xd8\xff"  # a JPEG source stays JPEG
+    for path in ("/outputs/{name}/preview", "/source/preview"):
+        url = f"{server.url}/api/v1/jobs/{finished_job}" + path.replace("{name}", "thumb")
+        resp = httpx.get(url, headers=server.user)
+        assert resp.status_code == 200, resp.text
+        previews = openapi["paths"]["/api/v1/jobs/{job_id}" + path]["get"]["responses"]
+        assert resp.headers["content-type"] in previews["200"]["content"], path
+        assert resp.content[8:12] == b"WEBP"
+
+
+def test_the_preview_of_an_output_that_failed_is_a_documented_409(
+    server: Server, openapi: dict[str, Any]
+) -> None:
+    # Found by schemathesis: 409 was answered but not in the route's OpenAPI entry.
+    kw = merge(form(SPEC, png_with_corrupt_pixels(), "broken.png"), server.user)
+    resp = httpx.post(server.url + "/api/v1/jobs?wait=30", timeout=60, **kw)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["outputs"][0]["status"] == "failed", resp.text
+    template = "/api/v1/jobs/{job_id}/outputs/{name}/preview"
+    preview = httpx.get(
+        f"{server.url}/api/v1/jobs/{resp.json()['id']}/outputs/thumb/preview", headers=server.user
+    )
+    assert preview.status_code == 409, preview.text
+    assert preview.json()["extra"] == {"status": "failed"}
+    assert "409" in documented(openapi, "GET", template)
 
 
 class _Links(HTMLParser):

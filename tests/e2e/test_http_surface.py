@@ -169,6 +169,8 @@ def sweep(server: Server, finished_job: str) -> list[tuple[str, str, str | None,
         ("GET", t_jobs, t_jobs, {"headers": user}),
         ("GET", job, t_job, {"headers": user}),
         ("GET", job + "?wait=99", t_job, {"headers": user}),
+        ("GET", job + "?wait=0&wait=1", t_job, {"headers": user}),  # repeated: 400
+        ("GET", job + "?wait=0&wait=1", t_job, {}),  # ...but 401 first
         ("GET", other, t_job, {"headers": user}),
         ("GET", job, t_job, {"headers": admin}),  # another owner's job: 404
         ("GET", "/api/v1/jobs/not-a-uuid", None, {"headers": user}),
@@ -336,6 +338,36 @@ def test_a_download_is_the_documented_binary(
         previews = openapi["paths"]["/api/v1/jobs/{job_id}" + path]["get"]["responses"]
         assert resp.headers["content-type"] in previews["200"]["content"], path
         assert resp.content[8:12] == b"WEBP"
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("?wait=0&wait=1", "wait"),
+        ("?wait=1&since=a&since=b", "since"),
+        ("/outputs/thumb?proxy=true&proxy=false", "proxy"),
+        ("/archive?proxy=1&proxy=0", "proxy"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused_naming_it(
+    server: Server, finished_job: str, query: str, name: str
+) -> None:
+    # Litestar keeps the last value silently (`?queue=ml&queue=standard` on a purge).
+    url = f"{server.url}/api/v1/jobs/{finished_job}{query}"
+    assert httpx.get(url).status_code == 401  # authentication still comes first
+    resp = httpx.get(url, headers=server.user)
+    assert resp.status_code == 400, resp.text
+    assert resp.json() == {
+        "status_code": 400,
+        "detail": f"{name}: given more than once (give it once)",
+        "extra": {"field": name},
+    }
+    for listing in ("?limit=1&limit=2", "?status=queued&status=failed"):
+        resp = httpx.get(f"{server.url}/api/v1/jobs{listing}", headers=server.user)
+        assert resp.status_code == 400, resp.text
+    # A parameter the route does not take is ignored, however often it comes.
+    resp = httpx.get(f"{server.url}/api/v1/jobs/{finished_job}?x=1&x=2", headers=server.user)
+    assert resp.status_code == 200, resp.text
 
 
 def test_the_preview_of_an_output_that_failed_is_a_documented_409(

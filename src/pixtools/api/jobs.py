@@ -20,7 +20,7 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from pixtools.api.auth import PrincipalDep, ServicesDep, authenticated
-from pixtools.api.errors import field_error
+from pixtools.api.errors import field_error, single_valued_query
 from pixtools.api.sources import is_json, reference_submission
 from pixtools.api.upload import SubmitOperation, file_submission
 from pixtools.api.waiters import JobWaiters
@@ -52,7 +52,7 @@ class JobController(Controller):
 
     path = "/api/v1/jobs"
     tags = ["jobs"]
-    guards = [authenticated]  # 401 before any 400 about parameters
+    guards = [authenticated, single_valued_query]  # 401 before any 400 about parameters
 
     @post(
         "/",

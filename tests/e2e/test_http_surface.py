@@ -266,6 +266,56 @@ def test_a_request_uvicorn_cannot_parse_gets_the_json_error_and_headers(server: 
     assert json.loads(body)["status_code"] == 400
 
 
+def _raw_exchange(server: Server, request: bytes) -> tuple[bytes, bytes]:
+    """Send ``request`` (as far as the server reads it) and read the answer until close."""
+    host, port = server.url.removeprefix("http://").split(":")
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        try:
+            for start in range(0, len(request), 16384):
+                sock.sendall(request[start : start + 16384])
+        except OSError:  # refused mid-request: the answer is already there
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /livez HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n",
+        b"GET /livez HTTP/1.1\r\nHost: t\r\n" + b"X-Many: aaaaaaaa\r\n" * 10_000 + b"\r\n",
+        b"GET /api/v1/jobs?q=" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+    ],
+    ids=["one-1MiB-header", "10k-headers", "200kB-url"],
+)
+def test_headers_over_64_kib_are_431_and_the_connection_closes(
+    server: Server, request_bytes: bytes
+) -> None:
+    # uvicorn's httptools protocol read a 10 MB header and answered 200.
+    head, body = _raw_exchange(server, request_bytes)
+    assert head.startswith(b"HTTP/1.1 431"), head[:200]
+    assert b"x-content-type-options: nosniff" in head.lower()
+    assert json.loads(body) == {
+        "status_code": 431,
+        "detail": "request line and headers over 65536 bytes",
+        "extra": None,
+    }
+    # Under the limit is served as before.
+    head, _ = _raw_exchange(
+        server,
+        b"GET /livez HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Big: "
+        + b"a" * 60_000
+        + b"\r\n\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+
+
 def test_options_allow_lists_every_method_of_the_path(server: Server) -> None:
     jobs = httpx.options(server.url + "/api/v1/jobs")
     assert set(jobs.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}

@@ -318,12 +318,38 @@ def test_headers_over_64_kib_are_431_and_the_connection_closes(
 
 def test_options_allow_lists_every_method_of_the_path(server: Server) -> None:
     jobs = httpx.options(server.url + "/api/v1/jobs")
-    assert set(jobs.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    assert set(jobs.headers["allow"].split(", ")) == {"GET", "HEAD", "POST", "OPTIONS"}
     letters = httpx.options(server.url + "/api/v1/admin/dead-letters")
-    assert set(letters.headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
+    assert set(letters.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE", "OPTIONS"}
     # A path with parameters too (the Allow of GET + DELETE on a job omitted GET).
     job = httpx.options(f"{server.url}/api/v1/jobs/{uuid.uuid4()}")
-    assert set(job.headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
+    assert set(job.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE", "OPTIONS"}
+    cancel = httpx.options(f"{server.url}/api/v1/jobs/{uuid.uuid4()}/cancel")
+    assert set(cancel.headers["allow"].split(", ")) == {"POST", "OPTIONS"}
+
+
+def test_head_is_get_without_the_body_on_every_get_path(
+    server: Server, finished_job: str, openapi: dict[str, Any]
+) -> None:
+    # It was 405 on every API route, /livez and /readyz included (RFC 9110: GET implies HEAD).
+    paths = ["/", "/docs", "/openapi.json", "/favicon.ico"]
+    for template, item in openapi["paths"].items():
+        if "get" in item and "{" not in template:
+            paths.append(template)
+    job = f"/api/v1/jobs/{finished_job}"
+    paths += [job, job + "/outputs/thumb", job + "/outputs/thumb/preview", job + "/nope"]
+    for path in paths:
+        get = httpx.get(server.url + path, headers=server.user)
+        head = httpx.head(server.url + path, headers=server.user)
+        assert head.status_code == get.status_code, (path, head.status_code, get.status_code)
+        assert head.content == b"", path
+        assert head.headers.get("content-type") == get.headers.get("content-type"), path
+        if path not in ("/metrics", "/readyz", "/health"):  # counters and latencies change
+            assert head.headers.get("content-length") == get.headers.get("content-length"), path
+        assert head.headers["x-content-type-options"] == "nosniff", path
+    assert httpx.head(server.url + "/api/v1/jobs", headers={}).status_code == 401
+    refused = httpx.head(f"{server.url}{job}/cancel", headers=server.user)  # POST only
+    assert refused.status_code == 405 and refused.content == b""
 
 
 def test_options_allow_matches_openapi_on_every_path(

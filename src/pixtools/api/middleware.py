@@ -99,6 +99,31 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
             headers["allow"] = allowed
 
 
+def head_as_get(app: ASGIApp) -> ASGIApp:
+    """HEAD is answered as GET without its body (RFC 9110: a server that has GET has HEAD).
+
+    Litestar routes HEAD only to handlers declared for it (405 on every API route, /livez
+    included), so the method becomes GET before routing, on a copy of the scope: the
+    server's own scope still says HEAD. The body is dropped here; the headers (its
+    ``content-length`` too) are the GET's."""
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
+            await app(scope, receive, send)
+            return
+
+        async def headless(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await app({**scope, "method": "GET"}, receive, headless)
+
+    return handle
+
+
 class RequestMetricsMiddleware(ASGIMiddleware):
     """Request count and latency by route template, and a server span continuing the
     caller's trace (W3C ``traceparent``)."""

@@ -399,3 +399,18 @@ async def test_a_job_canceled_during_a_relay_pass_does_not_undo_the_pass(tmp_pat
         assert await outbox_rows(db, canceled.id) == []  # deleted by the cancel, as before
     finally:
         await db.dispose()
+
+
+async def test_the_filename_filter_folds_case_beyond_ascii(db: Database) -> None:
+    """``?q=`` is case-insensitive for every letter: SQLite's own lower() and LIKE fold
+    ASCII only, so "ünï" did not find "Ünïcödé.png" in embedded mode (found by the fuzz)."""
+    repo = job_repository(db)
+    tag = uuid.uuid4().hex[:8]
+    job = new_job("a")
+    job = dataclasses.replace(job, source={**job.source, "filename": f"Ünïcödé-{tag}_%.PNG"})
+    await repo.create(job, None)
+    for q in (f"ünïcödé-{tag}", f"ÜNÏCÖDÉ-{tag}_%.png", f"ödé-{tag}_%.p", f"{tag}_%"):
+        found = await repo.page("tester", status=None, limit=10, before=None, name=q)
+        assert [r.job.id for r in found] == [job.id], q
+    for q in (f"unicode-{tag}", f"{tag}%_", f"Ünïcödé-{tag}x"):  # no accent folding; literal % _
+        assert await repo.page("tester", status=None, limit=10, before=None, name=q) == [], q

@@ -257,6 +257,16 @@ class ClientDisconnected(HTTPException):
 
 #: Submissions are the only requests that hold megabytes while they are read and checked.
 UPLOAD_PATHS = frozenset({"/api/v1/jobs", "/api/v1/jobs/"})
+UPLOAD_SLOT_KEY = "pixtools.release_upload_slot"
+
+
+def release_upload_slot(scope: Scope) -> None:
+    """Give back this submission's upload slot now that its body is read and stored."""
+    release = scope.get(UPLOAD_SLOT_KEY)
+    if callable(release):
+        release()
+
+
 UPLOAD_RETRY_AFTER = 2
 
 
@@ -325,7 +335,18 @@ class RequestGuardMiddleware(ASGIMiddleware):
                 retry_after=UPLOAD_RETRY_AFTER,
             )
             return
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                slots.release()
+
+        # The handler gives the slot back once the submission is stored (``?wait=N`` then
+        # holds no slot: eight clients waiting for their jobs locked every upload out).
+        scope[UPLOAD_SLOT_KEY] = release  # type: ignore[literal-required]
         try:
             await next_app(scope, guarded_receive, send)
         finally:
-            slots.release()
+            release()

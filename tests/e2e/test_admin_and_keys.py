@@ -153,7 +153,21 @@ async def test_dead_letters_list_replay_purge(
     )
     assert repeated.status_code == 400, repeated.text
     assert repeated.json()["detail"] == "body: duplicate key 'all' in a JSON object"
-    assert await dead() == again  # nothing was replayed
+    # Both "all" and ids: which was meant? Refused, not "replay everything".
+    both = await stack_client.post(
+        "/api/v1/admin/dead-letters/replay",
+        json={"queue": "standard", "all": True, "message_ids": ["no-such-id"]},
+        headers=admin,
+    )
+    assert both.status_code == 400, both.text
+    assert both.json()["extra"] == {"field": "message_ids"}
+    # A repeated query parameter is refused too, not "the last one wins" (here: purge).
+    twice = await stack_client.delete(
+        "/api/v1/admin/dead-letters?queue=ml&queue=standard", headers=admin
+    )
+    assert twice.status_code == 400, twice.text
+    assert twice.json()["detail"] == "queue: given more than once (give it once)"
+    assert await dead() == again  # nothing was replayed or purged
     purged = await stack_client.delete("/api/v1/admin/dead-letters?queue=standard", headers=admin)
     assert purged.status_code == 200 and purged.json()["purged"] >= 1
     assert await dead() == []

@@ -385,3 +385,47 @@ def test_admin_routes_answer_401_before_validating(
     assert resp.status_code == 401, resp.text
     assert resp.headers["www-authenticate"] == "Bearer"
     assert resp.json()["status_code"] == 401
+
+
+def test_a_submission_waiting_for_its_job_holds_no_upload_slot(tmp_path: Path) -> None:
+    """``POST /api/v1/jobs?wait=N`` kept its upload slot while it waited for the job: as many
+    clients submitting-and-waiting as ``PIXTOOLS_UPLOAD_CONCURRENCY`` locked every other
+    upload out (503) on an idle server. The slot is given back once the job is stored."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers: the job waits
+    port = silent.getsockname()[1]
+    stack = start_dev(
+        tmp_path,
+        upload_concurrency="1",
+        upload_wait_seconds="1",
+        rate_limit_per_minute="0",
+        url_sources="true",
+        url_source_hosts="127.0.0.1",
+        url_source_allow_private="true",
+        url_source_timeout="60",
+    )
+    try:
+        spec = {"outputs": [{"name": "small", "steps": [{"op": "resize", "width": 32}]}]}
+        waiting_body = {"source": {"url": f"http://127.0.0.1:{port}/a.jpg"}, **spec}
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiter = pool.submit(
+                httpx.post,
+                stack.base_url + "/api/v1/jobs?wait=60",
+                json=waiting_body,
+                timeout=90,
+            )
+            # Its job is stored (listed), so the request is now waiting for the job to end.
+            deadline = time.monotonic() + 30
+            while not httpx.get(stack.base_url + "/api/v1/jobs").json()["items"]:
+                assert time.monotonic() < deadline, "the waiting submission was never stored"
+                time.sleep(0.1)
+            body = multipart(("spec", None, SPEC.encode()), ("file", "a.jpg", jpeg_bytes(64, 48)))
+            other = post_form(stack, body)
+            assert other.status_code == 202, other.text  # was 503: the waiter held the slot
+            assert not waiter.done()  # it was waiting all along
+            silent.close()  # the fetch fails: the job ends, and so does the wait
+            answer = waiter.result()
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["status"] == "failed"
+    finally:
+        silent.close()
+        stack.stop_all()

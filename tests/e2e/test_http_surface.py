@@ -27,7 +27,7 @@ import pytest
 
 from pixtools.api.middleware import SECURITY_HEADERS
 from tests.support.dev import BOUNDARY, multipart, start_dev
-from tests.support.images import jpeg_bytes
+from tests.support.images import jpeg_bytes, png_with_corrupt_pixels
 
 
 @dataclass
@@ -169,12 +169,20 @@ def sweep(server: Server, finished_job: str) -> list[tuple[str, str, str | None,
         ("GET", t_jobs, t_jobs, {"headers": user}),
         ("GET", job, t_job, {"headers": user}),
         ("GET", job + "?wait=99", t_job, {"headers": user}),
+        ("GET", job + "?wait=0&wait=1", t_job, {"headers": user}),  # repeated: 400
+        ("GET", job + "?wait=0&wait=1", t_job, {}),  # ...but 401 first
         ("GET", other, t_job, {"headers": user}),
         ("GET", job, t_job, {"headers": admin}),  # another owner's job: 404
         ("GET", "/api/v1/jobs/not-a-uuid", None, {"headers": user}),
         ("GET", job + "/outputs/thumb", t_out, {"headers": user}),
         ("GET", job + "/outputs/nope", t_out, {"headers": user}),
         ("GET", job + "/archive", t_zip, {"headers": user}),
+        # A `proxy` that is not a bool is a 400, and documented as one (found by schemathesis).
+        ("GET", job + "/outputs/thumb?proxy=maybe", t_out, {"headers": user}),
+        ("GET", job + "/archive?proxy=maybe", t_zip, {"headers": user}),
+        ("GET", job + "/outputs/thumb/preview", t_out + "/preview", {"headers": user}),
+        ("GET", job + "/outputs/nope/preview", t_out + "/preview", {"headers": user}),
+        ("GET", job + "/source/preview", t_job + "/source/preview", {"headers": user}),
         ("POST", job + "/retry", t_job + "/retry", {"headers": user}),
         ("POST", other + "/retry", t_job + "/retry", {"headers": user}),
         ("GET", job + "/webhook-attempts", t_job + "/webhook-attempts", {"headers": user}),
@@ -258,14 +266,90 @@ def test_a_request_uvicorn_cannot_parse_gets_the_json_error_and_headers(server: 
     assert json.loads(body)["status_code"] == 400
 
 
+def _raw_exchange(server: Server, request: bytes) -> tuple[bytes, bytes]:
+    """Send ``request`` (as far as the server reads it) and read the answer until close."""
+    host, port = server.url.removeprefix("http://").split(":")
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        try:
+            for start in range(0, len(request), 16384):
+                sock.sendall(request[start : start + 16384])
+        except OSError:  # refused mid-request: the answer is already there
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /livez HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n",
+        b"GET /livez HTTP/1.1\r\nHost: t\r\n" + b"X-Many: aaaaaaaa\r\n" * 10_000 + b"\r\n",
+        b"GET /api/v1/jobs?q=" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+    ],
+    ids=["one-1MiB-header", "10k-headers", "200kB-url"],
+)
+def test_headers_over_64_kib_are_431_and_the_connection_closes(
+    server: Server, request_bytes: bytes
+) -> None:
+    # uvicorn's httptools protocol read a 10 MB header and answered 200.
+    head, body = _raw_exchange(server, request_bytes)
+    assert head.startswith(b"HTTP/1.1 431"), head[:200]
+    assert b"x-content-type-options: nosniff" in head.lower()
+    assert json.loads(body) == {
+        "status_code": 431,
+        "detail": "request line and headers over 65536 bytes",
+        "extra": None,
+    }
+    # Under the limit is served as before.
+    head, _ = _raw_exchange(
+        server,
+        b"GET /livez HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Big: "
+        + b"a" * 60_000
+        + b"\r\n\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+
+
 def test_options_allow_lists_every_method_of_the_path(server: Server) -> None:
     jobs = httpx.options(server.url + "/api/v1/jobs")
-    assert set(jobs.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    assert set(jobs.headers["allow"].split(", ")) == {"GET", "HEAD", "POST", "OPTIONS"}
     letters = httpx.options(server.url + "/api/v1/admin/dead-letters")
-    assert set(letters.headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
+    assert set(letters.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE", "OPTIONS"}
     # A path with parameters too (the Allow of GET + DELETE on a job omitted GET).
     job = httpx.options(f"{server.url}/api/v1/jobs/{uuid.uuid4()}")
-    assert set(job.headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
+    assert set(job.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE", "OPTIONS"}
+    cancel = httpx.options(f"{server.url}/api/v1/jobs/{uuid.uuid4()}/cancel")
+    assert set(cancel.headers["allow"].split(", ")) == {"POST", "OPTIONS"}
+
+
+def test_head_is_get_without_the_body_on_every_get_path(
+    server: Server, finished_job: str, openapi: dict[str, Any]
+) -> None:
+    # It was 405 on every API route, /livez and /readyz included (RFC 9110: GET implies HEAD).
+    paths = ["/", "/docs", "/openapi.json", "/favicon.ico"]
+    for template, item in openapi["paths"].items():
+        if "get" in item and "{" not in template:
+            paths.append(template)
+    job = f"/api/v1/jobs/{finished_job}"
+    paths += [job, job + "/outputs/thumb", job + "/outputs/thumb/preview", job + "/nope"]
+    for path in paths:
+        get = httpx.get(server.url + path, headers=server.user)
+        head = httpx.head(server.url + path, headers=server.user)
+        assert head.status_code == get.status_code, (path, head.status_code, get.status_code)
+        assert head.content == b"", path
+        assert head.headers.get("content-type") == get.headers.get("content-type"), path
+        if path not in ("/metrics", "/readyz", "/health"):  # counters and latencies change
+            assert head.headers.get("content-length") == get.headers.get("content-length"), path
+        assert head.headers["x-content-type-options"] == "nosniff", path
+    assert httpx.head(server.url + "/api/v1/jobs", headers={}).status_code == 401
+    refused = httpx.head(f"{server.url}{job}/cancel", headers=server.user)  # POST only
+    assert refused.status_code == 405 and refused.content == b""
 
 
 def test_options_allow_matches_openapi_on_every_path(
@@ -323,6 +407,60 @@ def test_a_download_is_the_documented_binary(
     outputs = openapi["paths"]["/api/v1/jobs/{job_id}/outputs/{name}"]["get"]["responses"]
     assert resp.headers["content-type"] in outputs["200"]["content"]
     assert resp.content[:3] == b"\xff\xd8\xff"  # a JPEG source stays JPEG
+    for path in ("/outputs/{name}/preview", "/source/preview"):
+        url = f"{server.url}/api/v1/jobs/{finished_job}" + path.replace("{name}", "thumb")
+        resp = httpx.get(url, headers=server.user)
+        assert resp.status_code == 200, resp.text
+        previews = openapi["paths"]["/api/v1/jobs/{job_id}" + path]["get"]["responses"]
+        assert resp.headers["content-type"] in previews["200"]["content"], path
+        assert resp.content[8:12] == b"WEBP"
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("?wait=0&wait=1", "wait"),
+        ("?wait=1&since=a&since=b", "since"),
+        ("/outputs/thumb?proxy=true&proxy=false", "proxy"),
+        ("/archive?proxy=1&proxy=0", "proxy"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused_naming_it(
+    server: Server, finished_job: str, query: str, name: str
+) -> None:
+    # Litestar keeps the last value silently (`?queue=ml&queue=standard` on a purge).
+    url = f"{server.url}/api/v1/jobs/{finished_job}{query}"
+    assert httpx.get(url).status_code == 401  # authentication still comes first
+    resp = httpx.get(url, headers=server.user)
+    assert resp.status_code == 400, resp.text
+    assert resp.json() == {
+        "status_code": 400,
+        "detail": f"{name}: given more than once (give it once)",
+        "extra": {"field": name},
+    }
+    for listing in ("?limit=1&limit=2", "?status=queued&status=failed"):
+        resp = httpx.get(f"{server.url}/api/v1/jobs{listing}", headers=server.user)
+        assert resp.status_code == 400, resp.text
+    # A parameter the route does not take is ignored, however often it comes.
+    resp = httpx.get(f"{server.url}/api/v1/jobs/{finished_job}?x=1&x=2", headers=server.user)
+    assert resp.status_code == 200, resp.text
+
+
+def test_the_preview_of_an_output_that_failed_is_a_documented_409(
+    server: Server, openapi: dict[str, Any]
+) -> None:
+    # Found by schemathesis: 409 was answered but not in the route's OpenAPI entry.
+    kw = merge(form(SPEC, png_with_corrupt_pixels(), "broken.png"), server.user)
+    resp = httpx.post(server.url + "/api/v1/jobs?wait=30", timeout=60, **kw)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["outputs"][0]["status"] == "failed", resp.text
+    template = "/api/v1/jobs/{job_id}/outputs/{name}/preview"
+    preview = httpx.get(
+        f"{server.url}/api/v1/jobs/{resp.json()['id']}/outputs/thumb/preview", headers=server.user
+    )
+    assert preview.status_code == 409, preview.text
+    assert preview.json()["extra"] == {"status": "failed"}
+    assert "409" in documented(openapi, "GET", template)
 
 
 class _Links(HTMLParser):

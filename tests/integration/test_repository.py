@@ -22,6 +22,7 @@ from pixtools.store.jobs import (
 )
 from pixtools.store.migrate import upgrade
 from pixtools.store.models import JobRow, OutboxRow, OutputRow
+from pixtools.store.outbox import OutboxRepository
 from tests.support.jobs import DONE, new_job
 
 pytestmark = pytest.mark.services
@@ -368,3 +369,48 @@ async def db_mark_sent(db: Database, job_id: uuid.UUID) -> None:
         await s.execute(
             sa.update(OutboxRow).where(OutboxRow.job_id == job_id).values(sent_at=sa.func.now())
         )
+
+
+async def test_a_job_canceled_during_a_relay_pass_does_not_undo_the_pass(tmp_path: Path) -> None:
+    """SQLite (embedded mode): the relay's claim takes no row lock, so a cancel can delete an
+    unsent row of the pass while it publishes. The pass failed at its commit (StaleDataError,
+    an ERROR line) and rolled back the rows it had published, which went out again; found by
+    the extended fuzz (submit, then cancel at once). (PostgreSQL: the cancel waits for the
+    claim's row locks.)"""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    try:
+        repo = job_repository(db)
+        first, canceled = new_job("a"), new_job("b", "c")
+        await repo.create(first, None)
+        await repo.create(canceled, None)
+        published: list[list[str]] = []
+
+        async def publish(row: OutboxRow) -> None:
+            published.append(list(row.args))
+            if row.job_id == first.id:  # the pass has claimed every row: cancel the other job
+                assert await repo.cancel(canceled.id, None) == "queued"
+
+        assert await OutboxRepository(db).publish_due(publish) == (3, False)
+        assert [args[1] for args in published] == ["a", "b", "c"]
+        rows = await outbox_rows(db, first.id)
+        assert [r.sent_at is not None for r in rows] == [True]  # kept: not published twice
+        assert await outbox_rows(db, canceled.id) == []  # deleted by the cancel, as before
+    finally:
+        await db.dispose()
+
+
+async def test_the_filename_filter_folds_case_beyond_ascii(db: Database) -> None:
+    """``?q=`` is case-insensitive for every letter: SQLite's own lower() and LIKE fold
+    ASCII only, so "ünï" did not find "Ünïcödé.png" in embedded mode (found by the fuzz)."""
+    repo = job_repository(db)
+    tag = uuid.uuid4().hex[:8]
+    job = new_job("a")
+    job = dataclasses.replace(job, source={**job.source, "filename": f"Ünïcödé-{tag}_%.PNG"})
+    await repo.create(job, None)
+    for q in (f"ünïcödé-{tag}", f"ÜNÏCÖDÉ-{tag}_%.png", f"ödé-{tag}_%.p", f"{tag}_%"):
+        found = await repo.page("tester", status=None, limit=10, before=None, name=q)
+        assert [r.job.id for r in found] == [job.id], q
+    for q in (f"unicode-{tag}", f"{tag}%_", f"Ünïcödé-{tag}x"):  # no accent folding; literal % _
+        assert await repo.page("tester", status=None, limit=10, before=None, name=q) == [], q

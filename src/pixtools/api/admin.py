@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, QueryParameter
 
 from pixtools.api.auth import PrincipalDep, ServicesDep, admin_only
-from pixtools.api.errors import refuse_duplicate_keys
+from pixtools.api.errors import refuse_duplicate_keys, single_valued_query
 from pixtools.maintenance.deadletters import DeadLetters
 from pixtools.messaging.middleware import dead_letter_note_key
 from pixtools.messaging.names import Queue
@@ -46,7 +46,7 @@ class AdminController(Controller):
 
     path = "/api/v1/admin"
     tags = ["admin"]
-    guards = [admin_only]  # authentication before parameter validation
+    guards = [admin_only, single_valued_query]  # authentication before parameter validation
 
     @get("/dead-letters", summary="Dead-lettered messages")
     async def list_dead_letters(
@@ -78,6 +78,13 @@ class AdminController(Controller):
         # msgspec keeps the last of repeated keys: {"all": false, "all": true} must not
         # replay a whole queue. The body is valid JSON here (``data`` was decoded from it).
         json.loads(await request.body(), object_pairs_hook=refuse_duplicate_keys)
+        if data.all and data.message_ids is not None:
+            # Which one was meant? Replaying a whole queue is not the safe guess.
+            raise HTTPException(
+                status_code=400,
+                detail="message_ids: give message ids or all: true, not both",
+                extra={"field": "message_ids"},
+            )
         if not data.all and not data.message_ids:
             raise HTTPException(
                 status_code=400,

@@ -42,6 +42,7 @@ from pixtools.api.middleware import (
     RequestGuardMiddleware,
     RequestMetricsMiddleware,
     add_security_headers,
+    head_as_get,
 )
 from pixtools.api.openapi import document_errors
 from pixtools.api.sources import create_upload
@@ -176,10 +177,13 @@ def create_app(settings: Settings) -> Litestar:
     # Keyed as Litestar fills ``scope["path_template"]``: the path's format, parameters
     # without their types (``/api/v1/jobs/{job_id}``, not ``{job_id:uuid}``).
     app.state.allowed_methods = {
-        route.path_format: ", ".join(sorted(route.methods))
+        route.path_format: ", ".join(
+            sorted(route.methods | ({"HEAD"} if "GET" in route.methods else set()))
+        )
         for route in app.routes
         if isinstance(route, HTTPRoute)
     }
+    app.asgi_handler = head_as_get(app.asgi_handler)  # before routing (see head_as_get)
     return app
 
 

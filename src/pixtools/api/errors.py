@@ -13,7 +13,10 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
@@ -55,6 +58,20 @@ def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise field_error("body", f"duplicate key {key!r} in a JSON object")
         seen[key] = value
     return seen
+
+
+async def single_valued_query(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard (after authentication): a query parameter of the route given more than once is
+    400 naming it (Litestar would keep the last one silently: ``?queue=ml&queue=standard``
+    on a purge must not pick one). Parameters the route does not take are not looked at."""
+    for param in handler.parsed_fn_signature.parameters.values():
+        definition = param.kwarg_definition
+        if isinstance(definition, QueryParameter):
+            name = definition.name or param.name
+            if len(connection.query_params.getall(name, [])) > 1:
+                raise field_error(name, "given more than once (give it once)")
 
 
 def job_error(request: Request[Any, Any, Any], exc: JobError) -> Response[dict[str, Any]]:  # noqa: ARG001  Litestar's exception-handler signature

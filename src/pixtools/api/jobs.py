@@ -20,7 +20,8 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from pixtools.api.auth import PrincipalDep, ServicesDep, authenticated
-from pixtools.api.errors import field_error
+from pixtools.api.errors import field_error, single_valued_query
+from pixtools.api.middleware import release_upload_slot
 from pixtools.api.sources import is_json, reference_submission
 from pixtools.api.upload import SubmitOperation, file_submission
 from pixtools.api.waiters import JobWaiters
@@ -52,7 +53,7 @@ class JobController(Controller):
 
     path = "/api/v1/jobs"
     tags = ["jobs"]
-    guards = [authenticated]  # 401 before any 400 about parameters
+    guards = [authenticated, single_valued_query]  # 401 before any 400 about parameters
 
     @post(
         "/",
@@ -90,6 +91,7 @@ class JobController(Controller):
             idempotency_key=idempotency_key,
             ml_steps=request.app.state.ml_steps,
         )
+        release_upload_slot(request.scope)  # read and stored: waiting (?wait=N) needs no slot
         return await _submitted(request, services, submitted, wait)
 
     @get("/", summary="List your jobs, newest first")

@@ -99,6 +99,31 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
             headers["allow"] = allowed
 
 
+def head_as_get(app: ASGIApp) -> ASGIApp:
+    """HEAD is answered as GET without its body (RFC 9110: a server that has GET has HEAD).
+
+    Litestar routes HEAD only to handlers declared for it (405 on every API route, /livez
+    included), so the method becomes GET before routing, on a copy of the scope: the
+    server's own scope still says HEAD. The body is dropped here; the headers (its
+    ``content-length`` too) are the GET's."""
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
+            await app(scope, receive, send)
+            return
+
+        async def headless(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await app({**scope, "method": "GET"}, receive, headless)
+
+    return handle
+
+
 class RequestMetricsMiddleware(ASGIMiddleware):
     """Request count and latency by route template, and a server span continuing the
     caller's trace (W3C ``traceparent``)."""
@@ -232,6 +257,16 @@ class ClientDisconnected(HTTPException):
 
 #: Submissions are the only requests that hold megabytes while they are read and checked.
 UPLOAD_PATHS = frozenset({"/api/v1/jobs", "/api/v1/jobs/"})
+UPLOAD_SLOT_KEY = "pixtools.release_upload_slot"
+
+
+def release_upload_slot(scope: Scope) -> None:
+    """Give back this submission's upload slot now that its body is read and stored."""
+    release = scope.get(UPLOAD_SLOT_KEY)
+    if callable(release):
+        release()
+
+
 UPLOAD_RETRY_AFTER = 2
 
 
@@ -300,7 +335,18 @@ class RequestGuardMiddleware(ASGIMiddleware):
                 retry_after=UPLOAD_RETRY_AFTER,
             )
             return
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                slots.release()
+
+        # The handler gives the slot back once the submission is stored (``?wait=N`` then
+        # holds no slot: eight clients waiting for their jobs locked every upload out).
+        scope[UPLOAD_SLOT_KEY] = release  # type: ignore[literal-required]
         try:
             await next_app(scope, guarded_receive, send)
         finally:
-            slots.release()
+            release()

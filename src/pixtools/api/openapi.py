@@ -73,8 +73,10 @@ ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/uploads"): (401, 409),
     ("get", "/api/v1/jobs"): (400, 401),
     ("get", JOB): (400, 401, 404),
-    ("get", JOB + "/outputs/{name}"): (401, 404, 409),
-    ("get", JOB + "/archive"): (401, 404, 409),
+    ("get", JOB + "/outputs/{name}"): (400, 401, 404, 409),  # 400: a `proxy` not a bool
+    ("get", JOB + "/archive"): (400, 401, 404, 409),
+    ("get", JOB + "/outputs/{name}/preview"): (401, 404, 409),  # 409: output not succeeded
+    ("get", JOB + "/source/preview"): (401, 404),
     ("post", JOB + "/retry"): (401, 404, 409),
     ("post", JOB + "/cancel"): (401, 404, 409),
     ("get", JOB + "/webhook-attempts"): (401, 404),
@@ -164,6 +166,10 @@ def document_errors(schema: OpenAPI) -> OpenAPI:
     outputs.responses["307"] = REDIRECT
     archive.responses["200"] = _binary("A ZIP of the succeeded outputs", ["application/zip"])
     archive.responses["307"] = REDIRECT
+    for path in (JOB + "/outputs/{name}/preview", JOB + "/source/preview"):
+        preview = _operation(paths[path], "get")
+        assert preview is not None and preview.responses
+        preview.responses["200"] = _binary("A WebP preview, at most 320 px", ["image/webp"])
     submit = _operation(paths["/api/v1/jobs"], "post")
     assert submit is not None and submit.responses and "202" in submit.responses
     submit.responses["200"] = OpenAPIResponse(

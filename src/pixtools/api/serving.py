@@ -5,6 +5,10 @@ first byte, so a client sending one header byte a second holds a connection for 
 protocol classes here close a connection whose next request's headers are not complete
 ``header_timeout`` seconds after it opened (or after its previous response). The body's
 deadline is the app's (``RequestGuardMiddleware``), where a 408 can still be answered.
+
+Nor does uvicorn's httptools protocol bound a request's line and headers: a 10 MB header was
+read and answered. Past ``MAX_HEADER_BYTES`` (64 KiB, what an AWS ALB allows) the answer is
+431 with the JSON error body, and the connection closes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from pixtools.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: The most bytes a request's line and headers may take (431 beyond).
+MAX_HEADER_BYTES = 64 * 1024
+
 
 class _HeaderDeadline:
     """Mixin over a uvicorn HTTP protocol, which creates ``self.cycle`` when a request's
@@ -30,6 +37,7 @@ class _HeaderDeadline:
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
     _armed_cycle: object = None
+    _header_bytes: int = 0
 
     # The attributes below belong to the uvicorn protocol this is mixed into.
     cycle: Any
@@ -40,7 +48,11 @@ class _HeaderDeadline:
         if self._header_timer is not None:
             self._header_timer.cancel()
         self._armed_cycle = self.cycle
+        self._header_bytes = 0
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _headers_incomplete(self) -> bool:
+        return self.cycle is self._armed_cycle and not self.transport.is_closing()
 
     def _headers_late(self) -> None:
         self._header_timer = None
@@ -58,7 +70,11 @@ class _HeaderDeadline:
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse, as the API answers every error:
         the JSON error body and the security headers (uvicorn's own is plain text)."""
-        body = msgspec.json.encode({"status_code": 400, "detail": msg, "extra": None})
+        self._send_error(400, "Bad Request", msg)
+
+    def _send_error(self, status: int, reason: str, msg: str) -> None:
+        """An error answer written before the app is reached; the connection closes."""
+        body = msgspec.json.encode({"status_code": status, "detail": msg, "extra": None})
         headers = {
             **SECURITY_HEADERS,
             "content-security-policy": STRICT_CSP,
@@ -66,7 +82,9 @@ class _HeaderDeadline:
             "content-length": str(len(body)),
             "connection": "close",
         }
-        head = "HTTP/1.1 400 Bad Request\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
         self.transport.write(head.encode("latin-1") + b"\r\n" + body)
         self.transport.close()
 
@@ -78,6 +96,19 @@ class HeaderDeadlineHttpTools(_HeaderDeadline, HttpToolsProtocol):
         """Start the headers' deadline on a new connection."""
         super().connection_made(transport)
         self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; refuse a request whose line and headers outgrow the limit."""
+        super().data_received(data)
+        if self._headers_incomplete():
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._disarm_header_deadline()
+                self._send_error(
+                    431,
+                    "Request Header Fields Too Large",
+                    f"request line and headers over {MAX_HEADER_BYTES} bytes",
+                )
 
     def on_response_complete(self) -> None:
         """Start the deadline again for the next request on a kept-alive connection."""

@@ -141,7 +141,14 @@ def _discard_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("connection closed by the server")
 
 
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLite's lower() folds ASCII only, so ILIKE (lower(x) LIKE lower(y)) missed "Ü" for
+    # "ü"; Python's, like PostgreSQL's ILIKE, folds every letter. (No index uses lower().)
+    dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -11,6 +12,9 @@ from pixtools.backoff import backoff
 from pixtools.store.database import Database
 from pixtools.store.models import OutboxRow
 from pixtools.store.types import utcnow
+
+#: The table itself: statements on it leave the loaded ``OutboxRow`` objects alone.
+OUTBOX = cast(sa.Table, OutboxRow.__table__)
 
 
 class OutboxRepository:
@@ -27,6 +31,11 @@ class OutboxRepository:
         Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so relays in several API replicas
         share the work without publishing a row twice. A failed publish keeps the row (and
         every later one) for a later pass, with a growing delay on that row.
+
+        Each row is marked by its id (``UPDATE ... WHERE id``), not by flushing the loaded
+        objects: on SQLite the claim locks nothing, and a cancel may delete a claimed row
+        meanwhile; a flush would then fail the whole pass at its commit (and undo the marks
+        of the rows it did publish). A row gone is simply not marked.
         """
         now = utcnow()
         published = 0
@@ -41,16 +50,21 @@ class OutboxRepository:
                 )
             ).all()
             for row in rows:
+                mark = sa.update(OUTBOX).where(OUTBOX.c.id == row.id)
                 try:
                     await publish(row)
                 except Exception as exc:
-                    row.publish_attempts += 1
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                    row.available_at = utcnow() + timedelta(
-                        seconds=backoff(row.publish_attempts, 2, 30, jitter=False)
+                    attempts = row.publish_attempts + 1
+                    await s.execute(
+                        mark.values(
+                            publish_attempts=attempts,
+                            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                            available_at=utcnow()
+                            + timedelta(seconds=backoff(attempts, 2, 30, jitter=False)),
+                        )
                     )
                     return published, False
-                row.sent_at = utcnow()
+                await s.execute(mark.values(sent_at=utcnow()))
                 published += 1
         return published, len(rows) == limit
 

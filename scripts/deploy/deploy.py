@@ -627,6 +627,20 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
     bootstrap(args.env, outputs)
 
 
+def playbook(name: str, env: str, node: str, outputs: dict[str, Any], **extra_vars: str) -> None:
+    """Run one playbook on the chosen node of the environment, through its transfer bucket."""
+    variables = {"env": env, "node_target_instance": node, **extra_vars}
+    stream(
+        [
+            "ansible-playbook",
+            name,
+            *(arg for key, value in variables.items() for arg in ("-e", f"{key}={value}")),
+        ],
+        cwd=ANSIBLE_DIR,
+        env=ansible_env(outputs),
+    )
+
+
 def cmd_key(args: argparse.Namespace) -> None:
     """key.yml with the environment's transfer bucket: the first (admin) key, printed once."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", args.name or ""):
@@ -634,40 +648,15 @@ def cmd_key(args: argparse.Namespace) -> None:
     require_prerequisites()
     outputs = terraform_outputs(args.env)
     node = wait_for_node(args.env, args.node_timeout)
-    stream(
-        [
-            "ansible-playbook",
-            "key.yml",
-            "-e",
-            f"env={args.env}",
-            "-e",
-            f"node_target_instance={node}",
-            "-e",
-            f"key_name={args.name}",
-            "-e",
-            f"key_admin={'false' if args.no_admin else 'true'}",
-        ],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(outputs),
-    )
+    admin = "false" if args.no_admin else "true"
+    playbook("key.yml", args.env, node, outputs, key_name=args.name, key_admin=admin)
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
     require_prerequisites()
     outputs = terraform_outputs(args.env)
     node = wait_for_node(args.env, args.node_timeout)
-    stream(
-        [
-            "ansible-playbook",
-            "rollback.yml",
-            "-e",
-            f"env={args.env}",
-            "-e",
-            f"node_target_instance={node}",
-        ],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(outputs),
-    )
+    playbook("rollback.yml", args.env, node, outputs)
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
@@ -682,21 +671,13 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     else:
         log("node not bootstrapped yet: running its bootstrap (site.yml on the node)")
         bootstrap(args.env, outputs)
-    stream(
-        [
-            "ansible-playbook",
-            "deploy.yml",
-            "-e",
-            f"env={args.env}",
-            "-e",
-            f"node_target_instance={node}",
-            "-e",
-            f"api_digest={digests['api']}",
-            "-e",
-            f"worker_digest={digests['worker']}",
-        ],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(outputs),
+    playbook(
+        "deploy.yml",
+        args.env,
+        node,
+        outputs,
+        api_digest=digests["api"],
+        worker_digest=digests["worker"],
     )
     if args.skip_smoke:
         return

@@ -379,9 +379,23 @@ def wait_for_node(env: str, timeout: float) -> str:
         time.sleep(15)
 
 
-def on_node(env: str, node: str) -> str:
-    """The Ansible host pattern for one node of one environment (hosts are instance IDs)."""
-    return f"k3s_server:&{env}:&{node}"
+def on_node(
+    env: str, node: str, outputs: dict[str, Any], command: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command as root on one node of one environment (hosts are instance IDs), over SSM."""
+    return run(
+        [
+            "ansible",
+            f"k3s_server:&{env}:&{node}",
+            "--become",
+            "-m",
+            "ansible.builtin.command",
+            "-a",
+            command,
+        ],
+        cwd=ANSIBLE_DIR,
+        env=ansible_env(outputs),
+    )
 
 
 # What site.yml's last role writes on the node (roles/bootstrap_done), and deploy.yml waits for.
@@ -394,19 +408,7 @@ def node_is_bootstrapped(env: str, node: str, outputs: dict[str, Any]) -> bool:
     Not the charts' CRDs: they live in the cluster stored in RDS, so a replacement node whose
     bootstrap has not finished would already show them.
     """
-    done = run(
-        [
-            "ansible",
-            on_node(env, node),
-            "--become",
-            "-m",
-            "ansible.builtin.command",
-            "-a",
-            f"test -f {BOOTSTRAPPED_MARKER}",
-        ],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(outputs),
-    )
+    done = on_node(env, node, outputs, f"test -f {BOOTSTRAPPED_MARKER}")
     return done.returncode == 0
 
 
@@ -539,19 +541,7 @@ def with_smoke_key(env: str, node: str, outputs: dict[str, Any], use: Any) -> No
         use(given)
         return
     exec_ = "/usr/local/bin/kubectl -n pixtools exec deploy/api -c api -- pixtools keys"
-    made = run(
-        [
-            "ansible",
-            on_node(env, node),
-            "--become",
-            "-m",
-            "ansible.builtin.command",
-            "-a",
-            f"{exec_} create deploy-smoke",
-        ],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(outputs),
-    )
+    made = on_node(env, node, outputs, f"{exec_} create deploy-smoke")
     # Every key the command printed is revoked afterwards, not only the one used.
     key_ids = re.findall(r"created key (\S+)", made.stdout)
     secret = re.search(r"store it now\): (\S+)", made.stdout)
@@ -563,19 +553,7 @@ def with_smoke_key(env: str, node: str, outputs: dict[str, Any], use: Any) -> No
         use(secret.group(1))
     finally:
         for key_id in key_ids:
-            run(
-                [
-                    "ansible",
-                    on_node(env, node),
-                    "--become",
-                    "-m",
-                    "ansible.builtin.command",
-                    "-a",
-                    f"{exec_} revoke {key_id}",
-                ],
-                cwd=ANSIBLE_DIR,
-                env=ansible_env(outputs),
-            )
+            on_node(env, node, outputs, f"{exec_} revoke {key_id}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -100,6 +100,19 @@ def test_a_missing_vhost_stops_at_once_with_one_line(
     ]
 
 
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A standard-queue worker in its own session, its stderr into log_path."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pixtools.cli", "worker", "--queues", "standard"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+
 def stop(worker: subprocess.Popen[bytes]) -> int | None:
     """SIGTERM to the process `pixtools worker` became (Dramatiq's main process, which passes
     it on to its worker processes), as the kubelet sends it; its exit code, or None (then the
@@ -144,15 +157,7 @@ def test_unreachable_broker_waits_one_line_per_attempt_and_reconnects(
     vhost = private_rabbit_url.rsplit("/", 1)[1]
     url = with_host(private_rabbit_url, f"127.0.0.1:{proxy.port}")  # nothing listens yet
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "pixtools.cli", "worker", "--queues", "standard"],
-            env=worker_env(url, private_pg_url, tmp_path),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+    worker = start_worker(worker_env(url, private_pg_url, tmp_path), log_path)
 
     def lines(word: str) -> list[str]:
         return [line for line in log_path.read_text().splitlines() if word in line]
@@ -205,15 +210,7 @@ def test_sigterm_while_waiting_for_the_broker_stops_cleanly(
 ) -> None:
     url = with_host(private_rabbit_url, f"127.0.0.1:{proxy.port}")  # never listens
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "pixtools.cli", "worker", "--queues", "standard"],
-            env=worker_env(url, private_pg_url, tmp_path),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+    worker = start_worker(worker_env(url, private_pg_url, tmp_path), log_path)
     try:
         wait_for(lambda: "attempt 2)" in log_path.read_text(), 60, "two attempts")
     finally:

@@ -35,7 +35,7 @@ from playwright.sync_api import (
 from tests.support import samples
 from tests.support.images import png_with_corrupt_pixels
 from tests.support.keys import make_key
-from tests.support.processes import Stack, frozen_workers
+from tests.support.processes import Stack, frozen_workers, wait_for
 from tests.support.slow_jobs import SLOW_OUTPUT, noisy_jpeg
 
 pytestmark = [pytest.mark.services, pytest.mark.ml]
@@ -584,7 +584,12 @@ def test_object_urls_are_released_over_a_session(ui: Watched, services_stack: St
         expect(page.locator("#viewer")).to_be_hidden()
     # Releases happen as fetches settle and the viewer closes: wait for them, then compare (a
     # leak stays above `settled` however long one waits).
-    page.wait_for_function(f"window.liveObjectUrls() <= {settled}", timeout=15_000)
+    # Polled from here: page.evaluate runs over CDP, which the page's CSP allows; Playwright's
+    # wait_for_function re-evaluates a string with eval() in the page, which script-src 'self'
+    # refuses whenever the first check is not already true.
+    wait_for(
+        lambda: page.evaluate("window.liveObjectUrls()") <= settled, 15, "object URLs released"
+    )
     page.wait_for_timeout(1_000)  # and it stays there
     assert page.evaluate("window.liveObjectUrls()") == settled
     ui.clean()
